@@ -1,0 +1,168 @@
+"""Normalization and tokenization: the common ground of rules and entries."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from watcher.rules.text import normalize, tokenize
+
+DASHES = ["-", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212"]
+QUOTES = ["'", '"', "\u2018", "\u2019", "\u201a", "\u201c", "\u201d", "\u201e", "«", "»", "`"]
+
+
+@pytest.mark.parametrize("text", ["Trump", "TRUMP", "trump", "tRuMp"])
+def test_case_does_not_matter(text: str) -> None:
+    assert tokenize(text) == ["trump"]
+
+
+@pytest.mark.parametrize("dash", DASHES)
+def test_every_dash_separates(dash: str) -> None:
+    assert tokenize(f"Putin{dash}Trump") == ["putin", "trump"]
+
+
+@pytest.mark.parametrize("quote", QUOTES)
+def test_every_quote_and_apostrophe_separates(quote: str) -> None:
+    assert tokenize(f"Trump{quote}s {quote}deal{quote}") == ["trump", "s", "deal"]
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("peace. Talks", ["peace", "talks"]),
+        ("Putin, Trump", ["putin", "trump"]),
+        ("Putin — Trump", ["putin", "trump"]),
+        ("snake_case", ["snake", "case"]),
+        ("2025-11-25 10:30", ["2025", "11", "25", "10", "30"]),
+        ("U.S.", ["u", "s"]),
+        ("¡Hola! ¿Qué?", ["hola", "que"]),
+        ("price: $100 (+5%)", ["price", "100", "5"]),
+        ("👍🏽 great", ["great"]),
+        ("", []),
+        ("  \t\n ", []),
+    ],
+)
+def test_punctuation_and_symbols_separate(text: str, tokens: list[str]) -> None:
+    assert tokenize(text) == tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("a<br>b", ["a", "b"]),
+        ("<p>Putin</p><p>Trump</p>", ["putin", "trump"]),
+        ("Pu<b>tin</b>", ["pu", "tin"]),
+        ('<a href="https://x.org/a?b=c">link</a>', ["link"]),
+        ("<!-- comment -->text", ["text"]),
+    ],
+)
+def test_html_tag_is_replaced_by_a_space(text: str, tokens: list[str]) -> None:
+    assert tokenize(text) == tokens
+
+
+def test_entities_are_decoded_after_tags_are_removed() -> None:
+    # Decoded "<b>" is text, not a tag, so its letters remain tokens.
+    assert tokenize("&lt;b&gt;Trump&lt;/b&gt;") == ["b", "trump", "b"]
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("Tom &amp; Jerry", ["tom", "jerry"]),
+        ("caf&eacute;", ["cafe"]),
+        ("Trump&#8217;s", ["trump", "s"]),
+        ("x&nbsp;y", ["x", "y"]),
+    ],
+)
+def test_html_entities_are_decoded(text: str, tokens: list[str]) -> None:
+    assert tokenize(text) == tokens
+
+
+def test_less_than_that_is_no_tag_is_kept() -> None:
+    assert tokenize("5 < 6 and 7 > 3") == ["5", "6", "and", "7", "3"]
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("ﬁnance", ["finance"]),
+        ("ＴＲＵＭＰ", ["trump"]),
+        ("x²", ["x2"]),
+        ("Straße", ["strasse"]),
+        ("İstanbul", ["istanbul"]),
+        ("ΣΊΣΥΦΟΣ", ["σισυφοσ"]),
+    ],
+)
+def test_nfkc_and_casefold(text: str, tokens: list[str]) -> None:
+    assert tokenize(text) == tokens
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("Zelénskyy", ["zelenskyy"]),
+        ("São Paulo", ["sao", "paulo"]),
+        ("Ελλάδα", ["ελλαδα"]),
+        ("Dvořák", ["dvorak"]),
+        ("cafe\u0301", ["cafe"]),  # already decomposed input
+    ],
+)
+def test_diacritics_are_removed(text: str, tokens: list[str]) -> None:
+    assert tokenize(text) == tokens
+
+
+def test_no_transliteration() -> None:
+    assert tokenize("Путин") == ["путин"]
+    assert tokenize("Путин") != tokenize("Putin")
+
+
+def test_inflected_forms_stay_distinct() -> None:
+    assert tokenize("Путина") != tokenize("Путин")
+
+
+def test_cyrillic_short_i_and_yo_lose_their_marks() -> None:
+    # Accepted and documented: й and ё are и and е plus a combining mark.
+    assert tokenize("Йошкар-Ола ёлка") == ["иошкар", "ола", "елка"]
+
+
+def test_letters_without_decomposition_stay() -> None:
+    assert tokenize("Łódź Øresund") == ["łodz", "øresund"]
+
+
+def test_scripts_with_spacing_marks_keep_words_whole() -> None:
+    assert tokenize("हिन्दी समाचार") == ["हिनदी", "समाचार"]
+
+
+def test_scripts_without_spaces_are_one_run() -> None:
+    assert tokenize("北京 東京") == ["北京", "東京"]
+
+
+def test_normalize_joins_tokens_with_single_spaces() -> None:
+    assert normalize("  <p>Putin—Trump</p>\n\n TALKS! ") == "putin trump talks"
+
+
+@pytest.mark.timeout(10)
+def test_unclosed_tags_take_linear_time() -> None:
+    assert tokenize("<a" * 200_000) == ["a"] * 200_000
+
+
+@settings(max_examples=500)
+@given(st.text())
+def test_normalize_is_idempotent(text: str) -> None:
+    once = normalize(text)
+    assert normalize(once) == once
+
+
+@settings(max_examples=500)
+@given(st.text())
+def test_tokenize_of_normalized_text_is_the_same(text: str) -> None:
+    assert tokenize(normalize(text)) == tokenize(text)
+
+
+@settings(max_examples=500)
+@given(st.text())
+def test_tokens_are_nonempty_and_start_with_a_letter_or_digit(text: str) -> None:
+    for token in tokenize(text):
+        assert token[0].isalnum()
+        assert not any(char.isspace() for char in token)
