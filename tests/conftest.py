@@ -1,0 +1,5 @@
+"""Fixtures shared by every test: real servers on 127.0.0.1 and real stores."""
+
+from tests.support.feed_server import feed_server
+
+__all__ = ["feed_server"]

@@ -1,0 +1,218 @@
+"""parse_feed on the feeds in tests/data and on bodies that are not feeds."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from watcher.models import ParsedEntry
+from watcher.parse import parse_feed
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def data(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def test_rss2() -> None:
+    feed = parse_feed(data("rss2.xml"))
+
+    assert (feed.title, feed.link, feed.error) == (
+        "World Wire",
+        "https://wire.example/world/",
+        None,
+    )
+    first, second, third = feed.entries
+    assert first == ParsedEntry(
+        guid="wire-1001",
+        title="EU agrees new sanctions package",
+        link="https://wire.example/world/eu-sanctions?utm_source=rss",
+        summary="<p>Ministers agreed a <b>new</b> package.</p>",
+        content="",
+        author="desk@wire.example (World Desk)",
+        categories=("Europe", "Sanctions"),
+        published=datetime(2025, 8, 7, 8, 0, tzinfo=UTC),
+        updated=None,  # RSS has only pubDate
+    )
+    assert second.guid is None
+    assert second.title == "Talks resume in Geneva"
+    assert second.author == "Jane Reporter"
+    assert second.published == datetime(2025, 8, 7, 8, 30, tzinfo=UTC)  # +0200 -> UTC
+    assert (third.guid, third.link, third.published, third.updated) == (None, None, None, None)
+    assert third.categories == ()
+
+
+def test_atom() -> None:
+    feed = parse_feed(data("atom.xml"))
+
+    assert (feed.title, feed.link, feed.error) == (
+        "Science & Space",
+        "https://science.example/",
+        None,
+    )
+    probe, only_content = feed.entries
+    assert probe == ParsedEntry(
+        guid="tag:science.example,2025:probe",
+        title="Probe reaches Jupiter & its moons",
+        link="https://science.example/probe",
+        summary="The probe arrived.",
+        content="<p>The probe arrived after <b>six</b> years.</p>",
+        author="Ada Astronomer",
+        categories=("space", "probes"),
+        published=datetime(2025, 8, 6, 10, 0, tzinfo=UTC),
+        updated=datetime(2025, 8, 7, 9, 0, tzinfo=UTC),
+    )
+    assert only_content.summary == "<p>Full text.</p>"
+    assert only_content.content == ""  # the same text is not kept twice
+    assert only_content.published is None
+    assert only_content.updated == datetime(2025, 8, 7, 8, 0, tzinfo=UTC)
+
+
+def test_rss1_rdf() -> None:
+    feed = parse_feed(data("rss1.rdf"))
+
+    assert (feed.title, feed.link, feed.error) == ("Old School News", "https://old.example/", None)
+    [entry] = feed.entries
+    assert entry.guid == "https://old.example/story/1"
+    assert entry.title == "Parliament votes on budget"
+    assert entry.link == "https://old.example/story/1"
+    assert entry.summary == "The vote is today."
+    assert entry.author == "Night Editor"
+    assert entry.categories == ("Politics",)
+    assert entry.updated == datetime(2025, 8, 7, 7, 15, tzinfo=UTC)
+
+
+def test_content_encoded() -> None:
+    full, content_only = parse_feed(data("content-encoded.xml")).entries
+
+    assert full.summary == "A short teaser."
+    assert full.content == (
+        "<p>The <strong>whole</strong> article, paragraph one.</p><p>Paragraph two.</p>"
+    )
+    assert full.guid == "https://long.example/full"
+    assert (content_only.summary, content_only.content) == ("<p>Nothing but content.</p>", "")
+
+
+def test_bozo_feed_keeps_its_entries_and_says_what_is_wrong() -> None:
+    feed = parse_feed(data("bozo-ampersand.xml"))
+
+    assert feed.error is not None
+    assert feed.error.startswith("XML error near line 4: not well-formed")
+    [entry] = feed.entries
+    assert (entry.guid, entry.title) == ("money-1", "Stocks & bonds rally")
+    assert entry.link == "https://money.example/rally?a=1&b=2"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        {"Content-Type": "application/xml"},
+        {"content-type": "text/xml"},  # us-ascii by RFC 3023; feedparser recovers
+        {"content-type": "application/rss+xml; charset=utf-8"},  # a wrong charset
+    ],
+)
+def test_windows_1251_feed(headers: dict[str, str] | None) -> None:
+    feed = parse_feed(data("windows-1251.xml"), headers)
+
+    assert feed.error is None
+    assert feed.title == "Новости мира"
+    [entry] = feed.entries
+    assert entry.title == "Путин и Трамп обсудили санкции"
+    assert entry.summary == "Переговоры прошли в Женеве."
+    assert entry.categories == ("Политика",)
+
+
+def test_headers_reach_feedparser() -> None:
+    body = '<?xml version="1.0"?><rss version="2.0"><channel><title>Café</title></channel></rss>'
+
+    latin = parse_feed(body.encode("latin-1"), {"Content-Type": "text/xml; charset=iso-8859-1"})
+
+    assert latin.title == "Café"
+
+
+def test_an_empty_channel_is_a_feed_without_entries() -> None:
+    feed = parse_feed(b'<rss version="2.0"><channel><title>Quiet</title></channel></rss>')
+
+    assert (feed.title, feed.entries, feed.error) == ("Quiet", (), None)
+
+
+@pytest.mark.parametrize(
+    ("body", "error"),
+    [
+        (b"", "not a feed: the body is empty"),
+        (b"  \n ", "not a feed: the body is empty"),
+        (b"garbage", "not a feed: XML error near line "),
+        (b'{"json": true}', "not a feed: XML error near line "),
+        ("not-a-feed.html", "not a feed: no RSS or Atom content found"),
+    ],
+)
+def test_not_a_feed(body: bytes | str, error: str) -> None:
+    feed = parse_feed(data(body) if isinstance(body, str) else body)
+
+    assert feed.entries == ()
+    assert feed.error is not None
+    assert feed.error.startswith(error)
+
+
+def test_a_truncated_feed_is_an_error() -> None:
+    feed = parse_feed(b'<rss version="2.0"><channel><title>Cut</title><item><title>a')
+
+    assert feed.error is not None
+    assert feed.error.startswith("XML error near line ")
+
+
+def test_whitespace_is_trimmed_and_empty_values_are_absent() -> None:
+    body = b"""<rss version="2.0"><channel><title>  T  </title><item>
+      <title>
+        Spaced
+        out
+      </title>
+      <guid>   </guid>
+      <link>  https://x.example/a  </link>
+      <description>  <![CDATA[  <p>s</p>  ]]>  </description>
+      <category>  a  </category><category></category><category>a</category>
+    </item></channel></rss>"""
+
+    [entry] = parse_feed(body).entries
+
+    assert entry.title == "Spaced out"
+    assert entry.guid is None
+    assert entry.link == "https://x.example/a"
+    assert entry.summary == "<p>s</p>"
+    assert entry.categories == ("a",)
+
+
+def test_markup_in_titles_becomes_text() -> None:
+    body = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>F</title><entry>
+      <id>x</id>
+      <title type="html">Line one&lt;br/&gt;line two &amp;lt;3 Pu&lt;b&gt;tin&lt;/b&gt;</title>
+    </entry></feed>"""
+
+    [entry] = parse_feed(body).entries
+
+    assert entry.title == "Line one line two <3 Putin"
+
+
+def test_first_alternate_link_when_there_is_no_main_link() -> None:
+    body = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>F</title><entry><id>x</id>
+      <title>t</title><link rel="enclosure" href="https://x.example/a.mp3"/>
+      <link rel="alternate" href="https://x.example/page"/></entry></feed>"""
+
+    [entry] = parse_feed(body).entries
+
+    assert entry.link == "https://x.example/page"
+
+
+def test_several_content_values_are_joined_without_the_summary() -> None:
+    body = b"""<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/">
+      <channel><title>F</title><item><title>t</title><description>short</description>
+      <content:encoded>first</content:encoded><content:encoded> second </content:encoded>
+      <content:encoded>short</content:encoded></item></channel></rss>"""
+
+    entry = parse_feed(body).entries[0]
+
+    assert (entry.summary, entry.content) == ("short", "first\nsecond")
