@@ -1,5 +1,6 @@
 """Fixtures shared by every test: real servers on 127.0.0.1 and real stores."""
 
+from tests.support.databases import store, store_url
 from tests.support.feed_server import feed_server
 
-__all__ = ["feed_server"]
+__all__ = ["feed_server", "store", "store_url"]

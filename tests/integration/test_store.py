@@ -1,0 +1,484 @@
+"""The store against real databases: every test runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from watcher.errors import StoreError
+from watcher.models import AlertState, Entry, FeedConfig, FeedUpdate, NewAlert
+from watcher.store import Store, open_store
+
+T0 = datetime(2025, 8, 7, 9, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+def feed(name: str, url: str | None = None, minutes: int = 15) -> FeedConfig:
+    return FeedConfig(
+        name=name, url=url or f"https://{name}.example/rss", interval=minutes * MINUTE
+    )
+
+
+def entry(key: str, link_key: str | None = None, feed: str = "wire", **extra: object) -> Entry:
+    return Entry(
+        feed=feed,
+        key=key,
+        link_key=link_key,
+        content_hash=f"hash-{key}",
+        title=f"Title {key}",
+        link=link_key,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def alert(key: str, entry_key: str, created_at: datetime = T0, target: str = "team") -> NewAlert:
+    return NewAlert(
+        idempotency_key=key,
+        rule="sanctions",
+        target=target,
+        entry_key=entry_key,
+        terms=("sanctions",),
+        created_at=created_at,
+    )
+
+
+def feed_ids(store: Store, *names: str) -> dict[str, int]:
+    return {state.name: state.id for state in store.sync_feeds([feed(n) for n in names], T0)}
+
+
+def stored_alerts(store: Store, count: int, created: timedelta = MINUTE) -> list[int]:
+    """`count` pending alerts on one entry, created `created` apart; returns their ids."""
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        tx.add_entries(wire, [entry("e1")], T0)
+        tx.enqueue_alerts([alert(f"a{i}", "e1", T0 + i * created) for i in range(count)])
+    by_key = {a.idempotency_key: a.id for a in store.alerts()}
+    return [by_key[f"a{i}"] for i in range(count)]
+
+
+# feeds
+
+
+def test_new_feeds_are_stored_active_and_due_at_once(store: Store) -> None:
+    states = store.sync_feeds([feed("wire", minutes=10), feed("bbc")], T0)
+
+    assert [s.name for s in states] == ["bbc", "wire"]
+    assert [s.name for s in store.feeds()] == ["bbc", "wire"]
+    wire = store.feed("wire")
+    assert wire is not None
+    assert wire.url == "https://wire.example/rss"
+    assert wire.interval == 10 * MINUTE
+    assert wire.next_check_at == T0
+    assert [s.name for s in store.due_feeds(T0)] == ["bbc", "wire"]
+    assert store.feed("nope") is None
+
+
+def test_resync_updates_interval_and_keeps_what_polling_learned(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        tx.record_poll(wire, FeedUpdate(T0, T0 + 15 * MINUTE, 200, etag='"v1"'))
+
+    (state,) = store.sync_feeds([feed("wire", minutes=30)], T0 + MINUTE)
+
+    assert state.interval == 30 * MINUTE
+    assert state.etag == '"v1"'
+    assert state.next_check_at == T0 + 15 * MINUTE
+
+
+def test_changed_url_clears_validators_and_is_due_at_once(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        update = FeedUpdate(T0, T0 + 15 * MINUTE, 200, etag='"v1"', last_modified="Thu")
+        tx.record_poll(wire, update)
+
+    later = T0 + 2 * MINUTE
+    (state,) = store.sync_feeds([feed("wire", url="https://new.example/rss")], later)
+
+    assert state.id == wire
+    assert state.url == "https://new.example/rss"
+    assert (state.etag, state.last_modified) == (None, None)
+    assert state.next_check_at == later
+    assert [s.name for s in store.due_feeds(later)] == ["wire"]
+
+
+def test_permanent_redirect_survives_a_resync_of_the_same_config(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        update = FeedUpdate(T0, T0 + 15 * MINUTE, 200, new_url="https://moved.example/rss")
+        tx.record_poll(wire, update)
+
+    (state,) = store.sync_feeds([feed("wire")], T0 + MINUTE)
+
+    assert state.url == "https://moved.example/rss"
+    assert state.next_check_at == T0 + 15 * MINUTE
+
+
+def test_removed_feed_becomes_inactive_and_keeps_its_entries(store: Store) -> None:
+    ids = feed_ids(store, "wire", "bbc")
+    with store.transaction() as tx:
+        tx.add_entries(ids["bbc"], [entry("b1", feed="bbc")], T0)
+
+    states = store.sync_feeds([feed("wire")], T0 + MINUTE)
+
+    assert [s.name for s in states] == ["wire"]
+    assert [s.name for s in store.feeds()] == ["wire"]
+    assert [s.name for s in store.due_feeds(T0 + MINUTE)] == ["wire"]
+    assert store.feed("bbc") is None
+    assert store.entry_count() == 1
+
+    back = T0 + 5 * MINUTE
+    store.sync_feeds([feed("wire"), feed("bbc")], back)
+    bbc = store.feed("bbc")
+    assert bbc is not None
+    assert (bbc.id, bbc.next_check_at) == (ids["bbc"], back)
+
+
+def test_due_feeds_respects_now_and_puts_the_longest_waiting_first(store: Store) -> None:
+    ids = feed_ids(store, "a", "b", "c")
+    with store.transaction() as tx:
+        tx.record_poll(ids["a"], FeedUpdate(T0, T0 + 10 * MINUTE, 200))
+        tx.record_poll(ids["b"], FeedUpdate(T0, T0 + 5 * MINUTE, 200))
+        tx.record_poll(ids["c"], FeedUpdate(T0, T0 + 20 * MINUTE, 200))
+
+    assert store.due_feeds(T0 + 4 * MINUTE) == []
+    assert [s.name for s in store.due_feeds(T0 + 5 * MINUTE)] == ["b"]
+    assert [s.name for s in store.due_feeds(T0 + 30 * MINUTE)] == ["b", "a", "c"]
+
+
+def test_record_poll_success_resets_errors_and_updates_validators(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        tx.record_poll(wire, FeedUpdate(T0, T0 + MINUTE, None, error="connection refused"))
+    with store.transaction() as tx:
+        tx.record_poll(wire, FeedUpdate(T0 + MINUTE, T0 + 3 * MINUTE, 503, error="HTTP 503"))
+
+    failing = store.feed("wire")
+    assert failing is not None
+    assert (failing.error_count, failing.last_error, failing.last_status) == (2, "HTTP 503", 503)
+    assert failing.last_checked_at == T0 + MINUTE
+    assert failing.last_success_at is None
+    assert failing.next_check_at == T0 + 3 * MINUTE
+
+    with store.transaction() as tx:
+        update = FeedUpdate(T0 + 3 * MINUTE, T0 + 18 * MINUTE, 200, etag='"e"', last_modified="M")
+        tx.record_poll(wire, update)
+    with store.transaction() as tx:  # a 304 gives no new validators: the old ones stay
+        tx.record_poll(wire, FeedUpdate(T0 + 18 * MINUTE, T0 + 33 * MINUTE, 304))
+
+    ok = store.feed("wire")
+    assert ok is not None
+    assert (ok.error_count, ok.last_error, ok.last_status) == (0, None, 304)
+    assert (ok.etag, ok.last_modified) == ('"e"', "M")
+    assert ok.last_success_at == ok.last_checked_at == T0 + 18 * MINUTE
+
+
+def test_record_poll_follows_a_permanent_redirect(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        update = FeedUpdate(T0, T0 + MINUTE, 200, new_url="https://moved.example/rss")
+        tx.record_poll(wire, update)
+
+    state = store.feed("wire")
+    assert state is not None
+    assert state.url == "https://moved.example/rss"
+
+
+def test_record_poll_for_an_unknown_feed_is_a_store_error(store: Store) -> None:
+    with pytest.raises(StoreError, match="no feed"), store.transaction() as tx:
+        tx.record_poll(12345, FeedUpdate(T0, T0 + MINUTE, 200))
+
+
+# entries
+
+
+def test_add_entries_returns_only_new_entries_in_input_order(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        first = tx.add_entries(wire, [entry("k2"), entry("k1")], T0)
+    with store.transaction() as tx:
+        second = tx.add_entries(wire, [entry("k3"), entry("k1"), entry("k0"), entry("k2")], T0)
+
+    assert [e.key for e in first] == ["k2", "k1"]
+    assert [e.key for e in second] == ["k3", "k0"]
+    assert store.entry_count() == 4
+
+
+def test_the_same_key_in_another_feed_is_a_duplicate(store: Store) -> None:
+    ids = feed_ids(store, "wire", "bbc")
+    with store.transaction() as tx:
+        tx.add_entries(ids["wire"], [entry("story")], T0)
+        assert tx.add_entries(ids["bbc"], [entry("story", feed="bbc")], T0) == []
+
+
+def test_the_same_link_key_in_another_feed_is_a_duplicate(store: Store) -> None:
+    ids = feed_ids(store, "wire", "bbc")
+    link = "https://news.example/story"
+    with store.transaction() as tx:
+        tx.add_entries(ids["wire"], [entry("wire:1", link)], T0)
+    with store.transaction() as tx:
+        new = tx.add_entries(ids["bbc"], [entry("bbc:9", link), entry("bbc:10", None)], T0)
+
+    assert [e.key for e in new] == ["bbc:10"]
+    assert store.entry_count() == 2
+
+
+def test_duplicates_within_one_batch_count(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    batch = [
+        entry("k1", "L1"),
+        entry("k1", "L2"),  # same key as the first
+        entry("k2", "L1"),  # same link as the first
+        entry("k3", "L2"),  # L2 came only with a duplicate, so this one is new
+        entry("k4"),
+        entry("k4"),
+    ]
+    with store.transaction() as tx:
+        new = tx.add_entries(wire, batch, T0)
+
+    assert [(e.key, e.link_key) for e in new] == [("k1", "L1"), ("k3", "L2"), ("k4", None)]
+    assert store.entry_count() == 3
+
+
+def test_add_entries_with_nothing_to_add(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        assert tx.add_entries(wire, [], T0) == []
+        assert tx.enqueue_alerts([]) == 0
+
+
+def test_a_large_batch_is_deduplicated_in_chunks(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    batch = [entry(f"k{i}", f"https://x.example/{i}") for i in range(1200)]
+    with store.transaction() as tx:
+        assert len(tx.add_entries(wire, batch[:700], T0)) == 700
+    with store.transaction() as tx:
+        new = tx.add_entries(wire, batch, T0)
+
+    assert [e.key for e in new] == [e.key for e in batch[700:]]
+
+
+def test_entries_come_back_whole_with_utc_datetimes(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    plus_two = timezone(timedelta(hours=2))
+    original = entry(
+        "k1",
+        "https://x.example/1",
+        summary="A <b>summary</b>",
+        content="Full text — ünïcödé",
+        author="Ann",
+        categories=("world", "politics"),
+        published=datetime(2025, 8, 7, 11, 0, tzinfo=plus_two),
+        updated=T0 + MINUTE,
+    )
+    with store.transaction() as tx:
+        tx.add_entries(wire, [original], T0)
+        tx.enqueue_alerts(
+            [alert("a1", "k1", created_at=datetime(2025, 8, 7, 11, 0, tzinfo=plus_two))]
+        )
+
+    (stored,) = store.alerts()
+    assert stored.entry == original
+    published = stored.entry.published
+    assert published is not None
+    assert published.tzinfo == UTC
+    assert published == T0
+    assert stored.created_at.tzinfo == UTC
+    assert stored.created_at == T0
+    assert stored.next_attempt_at == T0
+    assert stored.terms == ("sanctions",)
+
+
+# the outbox
+
+
+def test_enqueue_alerts_skips_known_idempotency_keys(store_url: str) -> None:
+    with open_store(store_url) as store:
+        wire = feed_ids(store, "wire")["wire"]
+        with store.transaction() as tx:
+            tx.add_entries(wire, [entry("e1")], T0)
+            assert tx.enqueue_alerts([alert("a1", "e1"), alert("a1", "e1")]) == 1
+        with store.transaction() as tx:
+            assert tx.enqueue_alerts([alert("a1", "e1"), alert("a2", "e1")]) == 1
+
+    with open_store(store_url) as reopened:
+        with reopened.transaction() as tx:
+            assert tx.enqueue_alerts([alert("a1", "e1"), alert("a2", "e1")]) == 0
+        assert sorted(a.idempotency_key for a in reopened.alerts()) == ["a1", "a2"]
+
+
+def test_an_alert_for_an_unknown_entry_is_refused(store: Store) -> None:
+    with pytest.raises(StoreError), store.transaction() as tx:
+        tx.enqueue_alerts([alert("a1", "no-such-entry")])
+    assert store.alerts() == []
+
+
+def test_an_exception_rolls_back_entries_alerts_and_feed_state(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+
+    def poll_that_crashes() -> None:
+        with store.transaction() as tx:
+            tx.add_entries(wire, [entry("e1")], T0)
+            tx.enqueue_alerts([alert("a1", "e1")])
+            tx.record_poll(wire, FeedUpdate(T0, T0 + MINUTE, 500, error="HTTP 500"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        poll_that_crashes()
+
+    assert store.entry_count() == 0
+    assert store.alerts() == []
+    state = store.feed("wire")
+    assert state is not None
+    assert (state.error_count, state.last_checked_at) == (0, None)
+    with store.transaction() as tx:  # nothing half-written blocks a retry
+        assert [e.key for e in tx.add_entries(wire, [entry("e1")], T0)] == ["e1"]
+        assert tx.enqueue_alerts([alert("a1", "e1")]) == 1
+
+
+def test_due_alerts_are_oldest_first_limited_and_wait_for_their_time(store: Store) -> None:
+    ids = stored_alerts(store, 4)
+
+    assert [a.id for a in store.due_alerts(T0 - MINUTE)] == []
+    assert [a.id for a in store.due_alerts(T0 + MINUTE)] == ids[:2]
+    assert [a.id for a in store.due_alerts(T0 + 10 * MINUTE)] == ids
+    assert [a.id for a in store.due_alerts(T0 + 10 * MINUTE, limit=3)] == ids[:3]
+    assert all(a.entry.key == "e1" for a in store.due_alerts(T0 + 10 * MINUTE))
+
+    store.mark_failed(ids[0], "timeout", T0 + 10 * MINUTE, T0 + 20 * MINUTE)
+    store.mark_sent(ids[1], T0 + 10 * MINUTE)
+    assert [a.id for a in store.due_alerts(T0 + 10 * MINUTE)] == ids[2:]
+    assert [a.id for a in store.due_alerts(T0 + 20 * MINUTE)] == [ids[0], *ids[2:]]
+
+
+def test_alerts_created_together_keep_their_insertion_order(store: Store) -> None:
+    ids = stored_alerts(store, 3, created=timedelta(0))
+
+    assert [a.id for a in store.due_alerts(T0)] == ids
+    assert [a.id for a in store.alerts()] == ids[::-1]
+
+
+def test_failures_retry_later_then_die(store: Store) -> None:
+    (alert_id,) = stored_alerts(store, 1)
+
+    store.mark_failed(alert_id, "timeout", T0 + MINUTE, T0 + 5 * MINUTE)
+    (retrying,) = store.alerts()
+    assert (retrying.state, retrying.attempts, retrying.last_error) == (
+        AlertState.PENDING,
+        1,
+        "timeout",
+    )
+    assert retrying.next_attempt_at == T0 + 5 * MINUTE
+
+    store.mark_failed(alert_id, "HTTP 500", T0 + 5 * MINUTE, None)
+    (dead,) = store.alerts()
+    assert (dead.state, dead.attempts, dead.last_error) == (AlertState.DEAD, 2, "HTTP 500")
+    assert dead.next_attempt_at is None
+    assert store.due_alerts(T0 + 60 * MINUTE) == []
+
+
+def test_mark_sent(store: Store) -> None:
+    (alert_id,) = stored_alerts(store, 1)
+
+    store.mark_sent(alert_id, T0 + MINUTE)
+
+    (sent,) = store.alerts(AlertState.SENT)
+    assert (sent.attempts, sent.sent_at, sent.next_attempt_at) == (1, T0 + MINUTE, None)
+    with pytest.raises(StoreError, match="no alert"):
+        store.mark_sent(alert_id + 100, T0)
+
+
+def test_retry_revives_a_dead_alert_but_not_a_sent_one(store: Store) -> None:
+    dead, sent = stored_alerts(store, 2)
+    store.mark_failed(dead, "refused", T0 + MINUTE, None)
+    store.mark_sent(sent, T0 + MINUTE)
+
+    later = T0 + 60 * MINUTE
+    assert store.retry_alert(dead, later) is True
+    assert store.retry_alert(sent, later) is False
+    assert store.retry_alert(dead + sent + 100, later) is False
+
+    (due,) = store.due_alerts(later)
+    assert (due.id, due.state, due.next_attempt_at, due.attempts) == (
+        dead,
+        AlertState.PENDING,
+        later,
+        1,
+    )
+
+
+def test_alert_listing_and_counts_by_state(store: Store) -> None:
+    assert store.alert_counts() == {AlertState.PENDING: 0, AlertState.SENT: 0, AlertState.DEAD: 0}
+    a0, a1, a2, a3 = stored_alerts(store, 4)
+    store.mark_sent(a0, T0 + MINUTE)
+    store.mark_sent(a1, T0 + MINUTE)
+    store.mark_failed(a2, "refused", T0 + MINUTE, None)
+
+    assert store.alert_counts() == {AlertState.PENDING: 1, AlertState.SENT: 2, AlertState.DEAD: 1}
+    assert [a.id for a in store.alerts()] == [a3, a2, a1, a0]
+    assert [a.id for a in store.alerts(limit=2)] == [a3, a2]
+    assert [a.id for a in store.alerts(AlertState.SENT)] == [a1, a0]
+    assert [a.id for a in store.alerts(AlertState.DEAD)] == [a2]
+
+
+# opening
+
+
+def test_reopening_keeps_everything(store_url: str) -> None:
+    with open_store(store_url) as store:
+        wire = feed_ids(store, "wire")["wire"]
+        with store.transaction() as tx:
+            tx.add_entries(wire, [entry("e1", "https://x.example/1")], T0)
+            tx.enqueue_alerts([alert("a1", "e1")])
+            tx.record_poll(wire, FeedUpdate(T0, T0 + 15 * MINUTE, 200, etag='"v"'))
+        before = (store.feeds(), store.alerts())
+
+    with open_store(store_url) as reopened:
+        assert (reopened.feeds(), reopened.alerts()) == before
+        assert reopened.entry_count() == 1
+        with reopened.transaction() as tx:
+            assert tx.add_entries(wire, [entry("e1")], T0) == []
+
+
+def test_a_newer_schema_version_is_refused(store_url: str) -> None:
+    open_store(store_url).close()
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
+    engine.dispose()
+
+    with pytest.raises(StoreError, match="schema version 99"):
+        open_store(store_url)
+
+
+def test_sqlite_creates_its_folder_and_uses_wal(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "watcher.db"
+    open_store(f"sqlite:///{path}").close()
+
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["not a url", "mysql://u@localhost/db", "sqlite+nosuchdriver:///x.db"],
+)
+def test_a_bad_url_is_a_store_error(url: str) -> None:
+    with pytest.raises(StoreError, match=r"sqlite:///path/to/watcher.db"):
+        open_store(url)
+
+
+def test_a_sqlite_folder_that_cannot_be_made_is_a_store_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(StoreError, match="cannot create the folder"):
+        open_store(f"sqlite:///{tmp_path / 'file' / 'watcher.db'}")
+
+
+def test_an_unreachable_server_is_a_store_error() -> None:
+    with pytest.raises(StoreError, match=r"cannot open the store at .*127\.0\.0\.1:1") as caught:
+        open_store("postgresql+psycopg://watcher:secret@127.0.0.1:1/watcher")
+    assert "secret" not in str(caught.value)
