@@ -1,0 +1,452 @@
+"""Load and validate config/watcher.yaml and the rules files it names.
+
+Everything a user writes is checked here, once, and every mistake is reported with
+file:line:col and a hint. The result is a frozen `Config` the rest of watcher trusts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from watcher.errors import ConfigError, Location, RuleSyntaxError
+from watcher.models import FeedConfig, FetchSettings, Rule
+from watcher.notify import check_target_url
+from watcher.rules.query import parse_query
+from watcher.rules.text import tokenize
+from watcher.units import parse_duration, parse_size
+from watcher.yamlfile import YamlNode, load_yaml, walk_files
+
+DEFAULT_INTERVAL = timedelta(minutes=15)
+MIN_INTERVAL = timedelta(seconds=1)
+DEFAULT_TICK = timedelta(seconds=5)
+_ENTITY_NAME = re.compile(r"[A-Za-z0-9_]+")
+_NAME = re.compile(r"[^\s\x00-\x1f]+(?: [^\s\x00-\x1f]+)*")
+
+_CONFIG_KEYS = frozenset(
+    {"store", "rules", "defaults", "fetch", "feeds", "notify", "include", "delivery"}
+)
+_INCLUDED_CONFIG_KEYS = frozenset({"feeds"})
+_DEFAULTS_KEYS = frozenset({"interval", "tick"})
+_FETCH_KEYS = frozenset({"timeout", "max_bytes", "allow_private_networks", "max_redirects"})
+_FEED_KEYS = frozenset({"name", "url", "interval", "tags", "fetch"})
+_DELIVERY_KEYS = frozenset({"max_attempts", "retry", "max_retry"})
+_RULES_FILE_KEYS = frozenset({"include", "entities", "rules"})
+_RULE_KEYS = frozenset({"name", "match", "notify", "feeds", "digest"})
+
+
+@dataclass(frozen=True, slots=True)
+class DeliverySettings:
+    max_attempts: int = 10  # then the alert is dead (visible, retryable by hand)
+    retry: timedelta = timedelta(minutes=1)  # first retry delay; doubles each attempt
+    max_retry: timedelta = timedelta(hours=6)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleBook:
+    """Rules and the entities they use, with the files they came from."""
+
+    rules: tuple[Rule, ...]
+    entities: Mapping[str, tuple[str, ...]]
+    files: tuple[Path, ...]
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path
+    store_url: str
+    feeds: tuple[FeedConfig, ...]
+    targets: Mapping[str, str]  # target name -> Apprise URL (secrets expanded)
+    rulebook: RuleBook
+    delivery: DeliverySettings = field(default_factory=DeliverySettings)
+    tick: timedelta = DEFAULT_TICK
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self.rulebook.rules
+
+    def feed_tags(self, feed_name: str) -> tuple[str, ...]:
+        for feed in self.feeds:
+            if feed.name == feed_name:
+                return feed.tags
+        return ()
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate a config file and its rules. Raises ConfigError."""
+    path = Path(path).absolute()
+    root = load_yaml(path)
+    top = root.items("the config", _CONFIG_KEYS)
+    base = path.parent
+
+    store_url = _store_url(top["store"], base) if "store" in top else _default_store(base)
+    defaults = top["defaults"].items("defaults", _DEFAULTS_KEYS) if "defaults" in top else {}
+    interval = _duration(defaults["interval"], "interval") if "interval" in defaults else None
+    tick = _duration(defaults["tick"], "tick") if "tick" in defaults else DEFAULT_TICK
+    fetch = _fetch_settings(top.get("fetch"), FetchSettings())
+
+    feed_nodes = _feed_nodes(top, path)
+    feeds = _feeds(feed_nodes, interval or DEFAULT_INTERVAL, fetch)
+    targets = _targets(top.get("notify"))
+    delivery = _delivery(top.get("delivery"))
+
+    if "rules" in top:
+        rules_path = (base / top["rules"].text("rules")).resolve()
+        if not rules_path.exists():
+            raise top["rules"].error(
+                f"rules path not found: {rules_path}", "give a rules file or a folder of *.yaml"
+            )
+    else:
+        rules_path = base / "rules"
+    rulebook = (
+        load_rules(rules_path, targets=targets, feeds=feeds)
+        if rules_path.exists()
+        else (RuleBook((), {}, ()))
+    )
+    if not feeds:
+        raise root.error("no feeds configured", "add a feeds: list with at least one url")
+    return Config(
+        path=path,
+        store_url=store_url,
+        feeds=feeds,
+        targets=targets,
+        rulebook=rulebook,
+        delivery=delivery,
+        tick=tick,
+        warnings=rulebook.warnings,
+    )
+
+
+def load_rules(
+    path: Path,
+    *,
+    targets: Mapping[str, str] | None = None,
+    feeds: Collection[FeedConfig] | None = None,
+) -> RuleBook:
+    """Read a rules file or every *.yaml of a folder.
+
+    With `targets`/`feeds` given, each rule's notify targets and feed scopes are checked
+    against them; `watcher rules test --rules FILE` loads rules without a config.
+    """
+    files = list(walk_files(path)) if path.is_dir() else [path]
+    collector = _RuleCollector()
+    for file in files:
+        collector.read(file.resolve())
+    rulebook = collector.finish()
+    for rule in rulebook.rules:
+        _check_rule_references(rule, targets, feeds)
+    if targets:
+        # A rule without notify: goes to every target of the config.
+        rules = tuple(
+            rule if rule.notify else dataclasses.replace(rule, notify=tuple(targets))
+            for rule in rulebook.rules
+        )
+        rulebook = dataclasses.replace(rulebook, rules=rules)
+    return rulebook
+
+
+class _RuleCollector:
+    """Reads rules files and their includes, then compiles-checks every query."""
+
+    def __init__(self) -> None:
+        self.entities: dict[str, tuple[str, ...]] = {}
+        self.entity_locations: dict[str, Location] = {}
+        self.rule_nodes: list[tuple[YamlNode, YamlNode]] = []  # (rule mapping, its file root)
+        self.files: list[Path] = []
+        self.reading: list[Path] = []
+
+    def read(self, file: Path) -> None:
+        if file in self.files:
+            return
+        if file in self.reading:
+            raise ConfigError(f"include cycle: {' -> '.join(map(str, [*self.reading, file]))}")
+        self.reading.append(file)
+        root = load_yaml(file)
+        top = root.items(f"the rules file {file.name}", _RULES_FILE_KEYS)
+        for include in top["include"].string_or_list("include") if "include" in top else []:
+            target = (file.parent / include.text("include")).resolve()
+            if not target.is_file():
+                raise include.error(f"included file not found: {target}")
+            self.read(target)
+        if "entities" in top:
+            self._entities(top["entities"])
+        for rule in top["rules"].elements("rules") if "rules" in top else []:
+            self.rule_nodes.append((rule, root))
+        self.reading.pop()
+        self.files.append(file)
+
+    def _entities(self, node: YamlNode) -> None:
+        for name, aliases_node in node.items("entities").items():
+            where = node.key_location(name)
+            if not _ENTITY_NAME.fullmatch(name):
+                raise ConfigError(
+                    f"entity name {name!r} may only contain letters, digits and _",
+                    where,
+                    "it is written @Name in queries, e.g. @Zelenskyy",
+                )
+            if name in self.entities:
+                raise ConfigError(
+                    f"entity {name} is defined twice (first at {self.entity_locations[name]})",
+                    where,
+                )
+            aliases = []
+            for alias_node in aliases_node.string_or_list(f"the aliases of {name}"):
+                alias = alias_node.text(f"an alias of {name}").strip()
+                if not tokenize(alias):
+                    raise alias_node.error(f"alias {alias!r} of {name} has no letters or digits")
+                aliases.append(alias)
+            if not aliases:
+                raise ConfigError(f"entity {name} has no aliases", where)
+            self.entities[name] = tuple(aliases)
+            self.entity_locations[name] = where
+
+    def finish(self) -> RuleBook:
+        rules: list[Rule] = []
+        warnings: list[str] = []
+        seen: dict[str, Location] = {}
+        for node, _root in self.rule_nodes:
+            rule = _rule(node, self.entities)
+            if rule.name in seen:
+                raise ConfigError(
+                    f"rule {rule.name!r} is defined twice (first at {seen[rule.name]})",
+                    rule.location,
+                )
+            seen[rule.name] = node.location
+            if rule.digest is not None:
+                warnings.append(
+                    f"{rule.location}: warning: digest is not implemented yet; "
+                    f"rule {rule.name!r} sends one alert per match"
+                )
+            rules.append(rule)
+        return RuleBook(tuple(rules), dict(self.entities), tuple(self.files), tuple(warnings))
+
+
+def _rule(node: YamlNode, entities: Mapping[str, tuple[str, ...]]) -> Rule:
+    items = node.items("a rule", _RULE_KEYS)
+    if "name" not in items:
+        raise node.error("a rule needs a name", "e.g. - {name: sanctions, match: sanctions}")
+    name = items["name"].text("the rule name").strip()
+    if not _NAME.fullmatch(name):
+        raise items["name"].error(f"rule name {name!r} is empty or has control characters")
+    if "match" not in items:
+        raise node.error(f"rule {name!r} needs a match: query")
+    query_nodes = items["match"].string_or_list("match")
+    if not query_nodes:
+        raise items["match"].error(f"rule {name!r} has an empty match: list")
+    queries = tuple(_query(query_node, entities) for query_node in query_nodes)
+    notify = tuple(
+        target.text("a notify target").strip()
+        for target in (items["notify"].string_or_list("notify") if "notify" in items else [])
+    )
+    feeds = tuple(
+        scope.text("a feed name or tag:").strip()
+        for scope in (items["feeds"].string_or_list("feeds") if "feeds" in items else [])
+    )
+    digest = _duration(items["digest"], "digest") if "digest" in items else None
+    return Rule(
+        name=name,
+        queries=queries,
+        notify=notify,
+        feeds=feeds,
+        digest=digest,
+        location=node.location,
+        query_locations=tuple(query_node.offset_location(0) for query_node in query_nodes),
+    )
+
+
+def _query(node: YamlNode, entities: Mapping[str, tuple[str, ...]]) -> str:
+    query = node.text("a match query")
+    try:
+        parse_query(query, entities)
+    except RuleSyntaxError as exc:
+        raise ConfigError(
+            f"{exc.message}\n    {query}\n    {exc.caret_line()}",
+            node.offset_location(exc.offset),
+        ) from None
+    return query
+
+
+def _check_rule_references(
+    rule: Rule, targets: Mapping[str, str] | None, feeds: Collection[FeedConfig] | None
+) -> None:
+    if targets is not None:
+        for target in rule.notify:
+            if target not in targets:
+                raise ConfigError(
+                    f"rule {rule.name!r} notifies {target!r}, which is not in the config's notify:",
+                    rule.location,
+                    "known targets: " + (", ".join(sorted(targets)) or "none"),
+                )
+    if feeds is not None:
+        names = {feed.name for feed in feeds}
+        tags = {tag for feed in feeds for tag in feed.tags}
+        for scope in rule.feeds:
+            known = scope[4:] in tags if scope.startswith("tag:") else scope in names
+            if not known:
+                raise ConfigError(
+                    f"rule {rule.name!r} is limited to feeds {scope!r}, which matches no feed",
+                    rule.location,
+                    "use a feed's name or tag:<a tag of some feed>",
+                )
+
+
+def _store_url(node: YamlNode, base: Path) -> str:
+    url = node.text("store", expand_env=True).strip()
+    if url.startswith("sqlite:///"):
+        file = url.removeprefix("sqlite:///")
+        if file != ":memory:" and not file.startswith("/"):
+            return "sqlite:///" + str((base / file).resolve())
+        return url
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("postgresql+psycopg://"):
+        return url
+    raise node.error(
+        f"unsupported store URL {url!r}",
+        "use sqlite:///path/to/watcher.db or postgresql+psycopg://user@host/dbname",
+    )
+
+
+def _default_store(base: Path) -> str:
+    return "sqlite:///" + str((base / "var" / "watcher.db").resolve())
+
+
+def _duration(node: YamlNode, what: str) -> timedelta:
+    try:
+        value = parse_duration(node.scalar_value())
+    except ValueError as exc:
+        raise node.error(f"{what}: {exc}") from None
+    if value < MIN_INTERVAL and what in {"interval", "tick"}:
+        raise node.error(f"{what} must be at least 1s")
+    return value
+
+
+def _fetch_settings(node: YamlNode | None, inherited: FetchSettings) -> FetchSettings:
+    if node is None:
+        return inherited
+    items = node.items("fetch", _FETCH_KEYS)
+    timeout = inherited.timeout
+    if "timeout" in items:
+        timeout = _duration(items["timeout"], "timeout").total_seconds()
+        if timeout <= 0:
+            raise items["timeout"].error("timeout must be more than 0s")
+    max_bytes = inherited.max_bytes
+    if "max_bytes" in items:
+        try:
+            max_bytes = parse_size(items["max_bytes"].scalar_value())  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise items["max_bytes"].error(f"max_bytes: {exc}") from None
+    allow_private = inherited.allow_private_networks
+    if "allow_private_networks" in items:
+        allow_private = items["allow_private_networks"].boolean("allow_private_networks")
+    max_redirects = inherited.max_redirects
+    if "max_redirects" in items:
+        max_redirects = items["max_redirects"].integer("max_redirects")
+    return FetchSettings(timeout, max_bytes, allow_private, max_redirects)
+
+
+def _feed_nodes(top: Mapping[str, YamlNode], config_path: Path) -> list[tuple[YamlNode, Path]]:
+    """The feeds: entries of the config and of the files it includes, with their base dirs."""
+    nodes = [(node, config_path.parent) for node in _elements(top.get("feeds"), "feeds")]
+    for include in top["include"].string_or_list("include") if "include" in top else []:
+        file = (config_path.parent / include.text("include")).resolve()
+        if not file.is_file():
+            raise include.error(f"included file not found: {file}")
+        included = load_yaml(file).items(f"the included file {file.name}", _INCLUDED_CONFIG_KEYS)
+        nodes += [(node, file.parent) for node in _elements(included.get("feeds"), "feeds")]
+    return nodes
+
+
+def _elements(node: YamlNode | None, what: str) -> list[YamlNode]:
+    return node.elements(what) if node is not None else []
+
+
+def _feeds(
+    nodes: list[tuple[YamlNode, Path]], interval: timedelta, fetch: FetchSettings
+) -> tuple[FeedConfig, ...]:
+    feeds: list[FeedConfig] = []
+    seen: dict[str, Location] = {}
+    for node, base in nodes:
+        items = node.items("a feed", _FEED_KEYS)
+        if "url" not in items:
+            raise node.error("a feed needs a url", "e.g. - {name: BBC World, url: https://...}")
+        url = _feed_url(items["url"], base)
+        name = items["name"].text("the feed name").strip() if "name" in items else url
+        if not _NAME.fullmatch(name):
+            raise items["name"].error(f"feed name {name!r} is empty or has control characters")
+        if name in seen:
+            raise node.error(f"feed {name!r} is configured twice (first at {seen[name]})")
+        seen[name] = node.location
+        tags = tuple(
+            tag.text("a tag").strip()
+            for tag in (items["tags"].string_or_list("tags") if "tags" in items else [])
+        )
+        feeds.append(
+            FeedConfig(
+                name=name,
+                url=url,
+                interval=_duration(items["interval"], "interval")
+                if "interval" in items
+                else interval,
+                tags=tags,
+                fetch=_fetch_settings(items.get("fetch"), fetch),
+            )
+        )
+    return tuple(feeds)
+
+
+def _feed_url(node: YamlNode, base: Path) -> str:
+    url = node.text("url", expand_env=True).strip()
+    if url.startswith("file:"):
+        raw = url.removeprefix("file://") if url.startswith("file://") else url[5:]
+        path = (base / raw).resolve()
+        if not path.is_file():
+            raise node.error(f"feed file not found: {path}")
+        return path.as_uri()
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise node.error(
+            f"feed url must be http(s):// or file:, got {url!r}",
+            "e.g. https://example.org/feed.xml or file:../seeds/sample-feed.xml",
+        )
+    return url
+
+
+def _targets(node: YamlNode | None) -> dict[str, str]:
+    targets: dict[str, str] = {}
+    if node is None:
+        return targets
+    for name, url_node in node.items("notify").items():
+        url = url_node.text(f"notify target {name}", expand_env=True).strip()
+        problem = check_target_url(url)
+        if problem:
+            raise url_node.error(
+                f"notify target {name!r}: {problem}",
+                "use an Apprise URL, e.g. mailtos://user:pass@smtp.example.org "
+                "or json://hooks.example.org/path",
+            )
+        targets[name] = url
+    return targets
+
+
+def _delivery(node: YamlNode | None) -> DeliverySettings:
+    if node is None:
+        return DeliverySettings()
+    items = node.items("delivery", _DELIVERY_KEYS)
+    defaults = DeliverySettings()
+    return DeliverySettings(
+        max_attempts=items["max_attempts"].integer("max_attempts", 1)
+        if "max_attempts" in items
+        else defaults.max_attempts,
+        retry=_duration(items["retry"], "retry") if "retry" in items else defaults.retry,
+        max_retry=_duration(items["max_retry"], "max_retry")
+        if "max_retry" in items
+        else defaults.max_retry,
+    )

@@ -1,0 +1,170 @@
+"""Wiring: a Watcher owns the store, the fetcher and the compiled rules; the daemon drives
+it with APScheduler and stops cleanly on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType, TracebackType
+
+from apscheduler.schedulers.blocking import BlockingScheduler
+
+from watcher import parse, timing
+from watcher.config import Config
+from watcher.delivery import DeliveryDeps, DeliveryReport, deliver_due
+from watcher.fetch import Fetcher
+from watcher.models import FeedState, FeedUpdate
+from watcher.pipeline import PollDeps, PollOutcome, poll_feed
+from watcher.rules.matcher import RuleSet
+from watcher.store import Store, open_store
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class TickReport:
+    polled: list[PollOutcome] = field(default_factory=list)
+    delivery: DeliveryReport = field(default_factory=DeliveryReport)
+
+    @property
+    def new_entries(self) -> int:
+        return sum(outcome.new for outcome in self.polled)
+
+    @property
+    def failed_feeds(self) -> int:
+        return sum(not outcome.ok for outcome in self.polled)
+
+
+class Watcher:
+    """One instance of the service: poll due feeds, then deliver due alerts."""
+
+    def __init__(
+        self, config: Config, *, clock: Clock = utc_now, fetcher: Fetcher | None = None
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.stop_event = threading.Event()
+        self.rules = RuleSet.compile(config.rules, config.rulebook.entities)
+        self.store: Store = open_store(config.store_url)
+        try:
+            self.store.sync_feeds(config.feeds, clock())
+        except BaseException:
+            self.store.close()
+            raise
+        self.fetcher = fetcher or Fetcher()
+        self._feed_configs = {feed.name: feed for feed in config.feeds}
+
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.fetcher.close()
+        self.store.close()
+
+    def poll(self, *, every_feed: bool = False) -> list[PollOutcome]:
+        """Poll the feeds that are due (or all of them), one after the other."""
+        now = self.clock()
+        feeds = self.store.feeds() if every_feed else self.store.due_feeds(now)
+        deps = PollDeps(
+            fetch=self.fetcher.fetch, parse=parse.parse_feed, store=self.store, rules=self.rules
+        )
+        outcomes = []
+        for feed in feeds:
+            if self.stop_event.is_set():
+                break
+            outcomes.append(self._poll_one(feed, deps))
+        return outcomes
+
+    def deliver(self) -> DeliveryReport:
+        deps = DeliveryDeps(
+            store=self.store, targets=self.config.targets, settings=self.config.delivery
+        )
+        return deliver_due(deps, self.clock(), stop=self.stop_event)
+
+    def tick(self, *, every_feed: bool = False) -> TickReport:
+        report = TickReport(polled=self.poll(every_feed=every_feed))
+        report.delivery = self.deliver()
+        if report.polled or report.delivery.sent or report.delivery.retrying:
+            log.info(
+                "tick: %d feeds polled (%d failed), %d new entries, %d alerts sent, %d retrying",
+                len(report.polled),
+                report.failed_feeds,
+                report.new_entries,
+                report.delivery.sent,
+                report.delivery.retrying,
+            )
+        return report
+
+    def _poll_one(self, feed: FeedState, deps: PollDeps) -> PollOutcome:
+        config = self._feed_configs.get(feed.name)
+        if config is None:
+            return PollOutcome(feed.name, None, "not in the config any more")
+        now = self.clock()
+        try:
+            return poll_feed(feed, config, now, deps)
+        except Exception as exc:  # one feed's bug must never stop the others
+            log.exception("feed %s: unexpected error", feed.name)
+            error = f"internal error: {type(exc).__name__}: {exc}"
+            retry = timing.next_poll(
+                now=now, interval=config.interval, failures=feed.error_count + 1
+            )
+            with self.store.transaction() as tx:
+                tx.record_poll(
+                    feed.id,
+                    FeedUpdate(checked_at=now, next_check_at=retry, status=None, error=error),
+                )
+            return PollOutcome(feed.name, None, error)
+
+
+def run_daemon(watcher: Watcher) -> None:
+    """Tick every `config.tick` until SIGTERM or SIGINT; the first tick runs at once.
+
+    A signal lets the feed in flight finish (its transaction commits or rolls back as a
+    whole), then the scheduler stops.
+    """
+    scheduler = BlockingScheduler(timezone=UTC)
+    scheduler.add_job(
+        watcher.tick,
+        "interval",
+        seconds=watcher.config.tick.total_seconds(),
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,
+        id="tick",
+    )
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        watcher.stop_event.set()
+        # Runs in the main thread while the tick runs in the executor's thread: wait for
+        # the feed in flight to finish, then the scheduler's loop ends.
+        scheduler.shutdown(wait=True)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    log.info(
+        "watcher running: %d feeds, %d rules, %d targets, store %s",
+        len(watcher.config.feeds),
+        len(watcher.config.rules),
+        len(watcher.config.targets),
+        watcher.config.store_url.split("@")[-1],
+    )
+    try:
+        scheduler.start()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
