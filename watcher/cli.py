@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import sys
-from collections.abc import Callable
-from datetime import datetime
-from pathlib import Path
-from typing import Annotated, TypeVar
+import json
+from typing import Annotated
 
 import typer
 
+from watcher.cli_common import (
+    ConfigOption,
+    config_path,
+    open_store_of,
+    setup_logging,
+    user_errors,
+    when,
+)
+from watcher.cli_rules import rules_app
 from watcher.config import Config, load_config
-from watcher.errors import WatcherError
 from watcher.models import AlertState
 from watcher.service import Watcher, run_daemon, utc_now
-from watcher.store import Store, open_store
-
-DEFAULT_CONFIG = Path("config/watcher.yaml")
-T = TypeVar("T")
 
 app = typer.Typer(
     help="Watch news feeds and alert people when a story matches their rules.",
@@ -31,46 +30,12 @@ feeds_app = typer.Typer(help="The configured feeds and their health.", no_args_i
 alerts_app = typer.Typer(help="The alert outbox: what was sent, what waits.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(alerts_app, name="alerts")
-
-ConfigOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="Config file (default: $WATCHER_CONFIG, else config/watcher.yaml).",
-        dir_okay=False,
-    ),
-]
+app.add_typer(rules_app, name="rules")
+app.add_typer(rules_app, name="rules")
 
 
 def main() -> None:
     app()
-
-
-def _config_path(option: Path | None) -> Path:
-    if option is not None:
-        return option
-    return Path(os.environ.get("WATCHER_CONFIG") or DEFAULT_CONFIG)
-
-
-def _user_errors(action: Callable[[], T]) -> T:
-    """Run `action`; a WatcherError is printed for the user and exits 1."""
-    try:
-        return action()
-    except WatcherError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-    )
-    for noisy in ("apscheduler", "apprise", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _print_warnings(config: Config) -> None:
@@ -87,10 +52,10 @@ def run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
 ) -> None:
     """Run the daemon: poll feeds on schedule, match rules, deliver alerts."""
-    _setup_logging(verbose)
-    loaded = _user_errors(lambda: load_config(_config_path(config)))
+    setup_logging(verbose)
+    loaded = user_errors(lambda: load_config(config_path(config)))
     _print_warnings(loaded)
-    with _user_errors(lambda: Watcher(loaded)) as watcher:
+    with user_errors(lambda: Watcher(loaded)) as watcher:
         if once:
             report = watcher.tick(every_feed=True)
             typer.echo(
@@ -106,8 +71,8 @@ def run(
 @app.command()
 def check(config: ConfigOption = None) -> None:
     """Validate the config and its rules; print file:line:col for each problem."""
-    path = _config_path(config)
-    loaded = _user_errors(lambda: load_config(path))
+    path = config_path(config)
+    loaded = user_errors(lambda: load_config(path))
     _print_warnings(loaded)
     typer.echo(
         f"{path}: ok — {len(loaded.feeds)} feeds, {len(loaded.rules)} rules, "
@@ -115,26 +80,17 @@ def check(config: ConfigOption = None) -> None:
     )
 
 
-def _open(config: Path | None) -> Store:
-    loaded = _user_errors(lambda: load_config(_config_path(config)))
-    return _user_errors(lambda: open_store(loaded.store_url))
-
-
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
 @feeds_app.command("list")
 def feeds_list(config: ConfigOption = None) -> None:
     """Each feed with its last status, last success, errors and next check."""
-    with _open(config) as store:
+    with open_store_of(config) as store:
         feeds = sorted(store.feeds(), key=lambda feed: (feed.error_count == 0, feed.name))
         typer.echo(f"{'FEED':30} {'STATUS':7} {'LAST OK':19} {'ERRORS':6} {'NEXT CHECK':19} ERROR")
         for feed in feeds:
             status = str(feed.last_status) if feed.last_status is not None else "-"
             typer.echo(
-                f"{feed.name[:30]:30} {status:7} {_when(feed.last_success_at):19} "
-                f"{feed.error_count:<6} {_when(feed.next_check_at):19} {feed.last_error or ''}"
+                f"{feed.name[:30]:30} {status:7} {when(feed.last_success_at):19} "
+                f"{feed.error_count:<6} {when(feed.next_check_at):19} {feed.last_error or ''}"
             )
 
 
@@ -147,14 +103,14 @@ def alerts_list(
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
 ) -> None:
     """The newest alerts with their state, attempts and last error."""
-    with _open(config) as store:
+    with open_store_of(config) as store:
         typer.echo(
             f"{'ID':>6} {'STATE':8} {'TRIES':5} {'CREATED':19} {'RULE':20} {'TARGET':12} TITLE"
         )
         for alert in store.alerts(state, limit=limit):
             typer.echo(
                 f"{alert.id:>6} {alert.state.value:8} {alert.attempts:<5} "
-                f"{_when(alert.created_at):19} {alert.rule[:20]:20} {alert.target[:12]:12} "
+                f"{when(alert.created_at):19} {alert.rule[:20]:20} {alert.target[:12]:12} "
                 f"{alert.entry.title[:60]}"
             )
             if alert.last_error and alert.state is not AlertState.SENT:
@@ -167,7 +123,7 @@ def alerts_retry(
     config: ConfigOption = None,
 ) -> None:
     """Send a dead or waiting alert again at the next delivery."""
-    with _open(config) as store:
+    with open_store_of(config) as store:
         if not store.retry_alert(alert_id, utc_now()):
             typer.echo(f"no alert {alert_id} waiting or dead (see watcher alerts list)", err=True)
             raise typer.Exit(1)
@@ -177,7 +133,7 @@ def alerts_retry(
 @app.command()
 def status(config: ConfigOption = None) -> None:
     """A summary: feeds by health, alerts by state."""
-    with _open(config) as store:
+    with open_store_of(config) as store:
         feeds = store.feeds()
         failing = [feed for feed in feeds if feed.error_count]
         counts = store.alert_counts()
@@ -190,3 +146,15 @@ def status(config: ConfigOption = None) -> None:
         typer.echo(
             "alerts:  " + ", ".join(f"{counts.get(state, 0)} {state.value}" for state in AlertState)
         )
+        typer.echo("rules:   " + _rules_state(store.note("rules")))
+
+
+def _rules_state(note: str | None) -> str:
+    if note is None:
+        return "not loaded by the daemon yet"
+    state = json.loads(note)
+    loaded = f"{state['rules']} rules in use since {state['loaded_at'] or '?'}"
+    if state.get("error"):
+        first_line = str(state["error"]).splitlines()[0]
+        return f"RELOAD FAILED at {state['error_at']}: {first_line}\n         ({loaded})"
+    return loaded

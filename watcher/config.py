@@ -67,20 +67,31 @@ class Config:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     tick: timedelta = DEFAULT_TICK
     warnings: tuple[str, ...] = ()
+    rules_path: Path | None = None  # the rules file or folder (it may not exist yet)
+
+    def reload_rules(self) -> RuleBook:
+        """Read the rules again (for hot reload), checked against this config."""
+        if self.rules_path is None or not self.rules_path.exists():
+            return RuleBook((), {}, ())
+        return load_rules(self.rules_path, targets=self.targets, feeds=self.feeds)
+
+    def feed_named(self, name: str) -> FeedConfig | None:
+        return next((feed for feed in self.feeds if feed.name == name), None)
 
     @property
     def rules(self) -> tuple[Rule, ...]:
         return self.rulebook.rules
 
     def feed_tags(self, feed_name: str) -> tuple[str, ...]:
-        for feed in self.feeds:
-            if feed.name == feed_name:
-                return feed.tags
-        return ()
+        feed = self.feed_named(feed_name)
+        return feed.tags if feed else ()
 
 
-def load_config(path: Path | str) -> Config:
-    """Read and validate a config file and its rules. Raises ConfigError."""
+def load_config(path: Path | str, *, with_rules: bool = True) -> Config:
+    """Read and validate a config file and its rules. Raises ConfigError.
+
+    `with_rules=False` skips the rules (commands that only read the store still work while
+    a rules file is broken)."""
     path = Path(path).absolute()
     root = load_yaml(path)
     top = root.items("the config", _CONFIG_KEYS)
@@ -107,8 +118,8 @@ def load_config(path: Path | str) -> Config:
         rules_path = base / "rules"
     rulebook = (
         load_rules(rules_path, targets=targets, feeds=feeds)
-        if rules_path.exists()
-        else (RuleBook((), {}, ()))
+        if with_rules and rules_path.exists()
+        else RuleBook((), {}, ())
     )
     if not feeds:
         raise root.error("no feeds configured", "add a feeds: list with at least one url")
@@ -121,6 +132,7 @@ def load_config(path: Path | str) -> Config:
         delivery=delivery,
         tick=tick,
         warnings=rulebook.warnings,
+        rules_path=rules_path,
     )
 
 

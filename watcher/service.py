@@ -3,6 +3,7 @@ it with APScheduler and stops cleanly on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import threading
@@ -14,11 +15,13 @@ from types import FrameType, TracebackType
 from apscheduler.schedulers.blocking import BlockingScheduler
 
 from watcher import parse, timing
-from watcher.config import Config
+from watcher.config import Config, RuleBook
 from watcher.delivery import DeliveryDeps, DeliveryReport, deliver_due
+from watcher.errors import WatcherError
 from watcher.fetch import Fetcher
 from watcher.models import FeedState, FeedUpdate
 from watcher.pipeline import PollDeps, PollOutcome, poll_feed
+from watcher.reload import rules_fingerprint
 from watcher.rules.matcher import RuleSet
 from watcher.store import Store, open_store
 
@@ -53,10 +56,14 @@ class Watcher:
         self.config = config
         self.clock = clock
         self.stop_event = threading.Event()
+        self.reload_requested = threading.Event()
+        self.rulebook: RuleBook = config.rulebook
         self.rules = RuleSet.compile(config.rules, config.rulebook.entities)
+        self._rules_fingerprint = rules_fingerprint(config.rules_path, config.rulebook.files)
         self.store: Store = open_store(config.store_url)
         try:
             self.store.sync_feeds(config.feeds, clock())
+            self._record_rules_state(error=None)
         except BaseException:
             self.store.close()
             raise
@@ -95,7 +102,46 @@ class Watcher:
         )
         return deliver_due(deps, self.clock(), stop=self.stop_event)
 
+    def reload_rules_if_changed(self) -> bool:
+        """Reload the rules when their files changed or a reload was asked for (SIGHUP).
+
+        An invalid edit keeps the running rules; the error goes to the log and to
+        `watcher status`. Returns True when new rules are in use.
+        """
+        current = rules_fingerprint(self.config.rules_path, self.rulebook.files)
+        if current == self._rules_fingerprint and not self.reload_requested.is_set():
+            return False
+        self.reload_requested.clear()
+        self._rules_fingerprint = current
+        try:
+            rulebook = self.config.reload_rules()
+            rules = RuleSet.compile(rulebook.rules, rulebook.entities)
+        except WatcherError as exc:
+            log.error("rules not reloaded, the previous rules stay in use:\n%s", exc)
+            self._record_rules_state(error=str(exc))
+            return False
+        self.rulebook, self.rules = rulebook, rules
+        self._rules_fingerprint = rules_fingerprint(self.config.rules_path, rulebook.files)
+        for warning in rulebook.warnings:
+            log.warning("%s", warning)
+        log.info("rules reloaded: %d rules from %d files", len(rules.rules), len(rulebook.files))
+        self._record_rules_state(error=None)
+        return True
+
+    def _record_rules_state(self, *, error: str | None) -> None:
+        state = {
+            "rules": len(self.rules.rules),
+            "loaded_at": self.clock().isoformat() if error is None else None,
+            "error": error,
+            "error_at": self.clock().isoformat() if error is not None else None,
+        }
+        previous = self.store.note("rules")
+        if error is not None and previous:
+            state["loaded_at"] = json.loads(previous).get("loaded_at")
+        self.store.set_note("rules", json.dumps(state))
+
     def tick(self, *, every_feed: bool = False) -> TickReport:
+        self.reload_rules_if_changed()
         report = TickReport(polled=self.poll(every_feed=every_feed))
         report.delivery = self.deliver()
         if report.polled or report.delivery.sent or report.delivery.retrying:
@@ -155,7 +201,13 @@ def run_daemon(watcher: Watcher) -> None:
         # the feed in flight to finish, then the scheduler's loop ends.
         scheduler.shutdown(wait=True)
 
+    def reload(signum: int, frame: FrameType | None) -> None:
+        log.info("received SIGHUP, reloading the rules")
+        watcher.reload_requested.set()
+        scheduler.modify_job("tick", next_run_time=datetime.now(UTC))
+
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, reload)
     log.info(
         "watcher running: %d feeds, %d rules, %d targets, store %s",
         len(watcher.config.feeds),

@@ -482,3 +482,27 @@ def test_an_unreachable_server_is_a_store_error() -> None:
     with pytest.raises(StoreError, match=r"cannot open the store at .*127\.0\.0\.1:1") as caught:
         open_store("postgresql+psycopg://watcher:secret@127.0.0.1:1/watcher")
     assert "secret" not in str(caught.value)
+
+
+# reading entries back, notes
+
+
+def test_entries_since_returns_what_was_stored_from_then_on(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        tx.add_entries(wire, [entry("old")], T0)
+    with store.transaction() as tx:
+        tx.add_entries(wire, [entry("new1"), entry("new2")], T0 + 10 * MINUTE)
+    assert [e.key for e in store.entries_since(T0 + MINUTE)] == ["new1", "new2"]
+    assert [e.key for e in store.entries_since(T0)] == ["old", "new1", "new2"]
+    assert store.entries_since(T0 + 11 * MINUTE) == []
+
+
+def test_notes_are_set_replaced_and_removed(store: Store) -> None:
+    assert store.note("rules") is None
+    store.set_note("rules", "loaded")
+    store.set_note("rules", "error: x")
+    assert store.note("rules") == "error: x"
+    store.set_note("rules", None)
+    assert store.note("rules") is None
+    store.set_note("rules", None)  # removing twice is fine

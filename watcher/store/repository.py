@@ -307,6 +307,39 @@ class Store:
         with self._session("count entries") as session:
             return session.exec(select(func.count()).select_from(EntryRow)).one()
 
+    def entries_since(self, since: datetime) -> list[Entry]:
+        """Entries first stored at or after `since`, oldest first (for rules test/backfill)."""
+        with self._session("list entries") as session:
+            query = (
+                select(EntryRow)
+                .where(col(EntryRow.first_seen_at) >= since)
+                .order_by(col(EntryRow.first_seen_at), col(EntryRow.id))
+            )
+            return [_entry(row) for row in session.exec(query)]
+
+    # facts the daemon reports to other processes (watcher status)
+
+    def set_note(self, key: str, value: str | None) -> None:
+        """Store (or, with None, remove) a short fact under `key`, e.g. the rules' state."""
+        with self._session("write note") as session:
+            row = session.get(MetaRow, _NOTE_PREFIX + key)
+            if value is None:
+                if row is not None:
+                    session.delete(row)
+            elif row is None:
+                session.add(MetaRow(key=_NOTE_PREFIX + key, value=value))
+            else:
+                row.value = value
+                session.add(row)
+
+    def note(self, key: str) -> str | None:
+        with self._session("read note") as session:
+            row = session.get(MetaRow, _NOTE_PREFIX + key)
+            return None if row is None else row.value
+
+
+_NOTE_PREFIX = "note:"
+
 
 class Transaction:
     """What one poll writes, all or nothing. Get one from Store.transaction()."""
