@@ -223,7 +223,12 @@ def test_sighup_reloads_the_rules_of_a_running_daemon(
     lines: queue.Queue[str] = queue.Queue()
     assert daemon.stderr is not None
     stderr = daemon.stderr
-    reader = threading.Thread(target=lambda: [lines.put(line) for line in stderr], daemon=True)
+
+    def pump() -> None:
+        for line in stderr:
+            lines.put(line)
+
+    reader = threading.Thread(target=pump, daemon=True)
     reader.start()
 
     def wait_for_line(text: str) -> None:
