@@ -19,11 +19,12 @@ from watcher.config import Config, RuleBook
 from watcher.delivery import DeliveryDeps, DeliveryReport, deliver_due
 from watcher.errors import WatcherError
 from watcher.fetch import Fetcher
-from watcher.models import FeedState, FeedUpdate
+from watcher.models import AlertState, FeedState, FeedUpdate
 from watcher.pipeline import PollDeps, PollOutcome, poll_feed
 from watcher.reload import rules_fingerprint
 from watcher.rules.matcher import RuleSet
 from watcher.store import Store, open_store
+from watcher.systemd import Heartbeat, notify
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -69,6 +70,8 @@ class Watcher:
             raise
         self.fetcher = fetcher or Fetcher()
         self._feed_configs = {feed.name: feed for feed in config.feeds}
+        self.heartbeat = Heartbeat()
+        self.ready = False
 
     def __enter__(self) -> Watcher:
         return self
@@ -94,6 +97,7 @@ class Watcher:
             if self.stop_event.is_set():
                 break
             outcomes.append(self._poll_one(feed, deps))
+            self.heartbeat.beat()
         return outcomes
 
     def deliver(self) -> DeliveryReport:
@@ -144,6 +148,7 @@ class Watcher:
         self.reload_rules_if_changed()
         report = TickReport(polled=self.poll(every_feed=every_feed))
         report.delivery = self.deliver()
+        self._tell_systemd(report)
         if report.polled or report.delivery.sent or report.delivery.retrying:
             log.info(
                 "tick: %d feeds polled (%d failed), %d new entries, %d alerts sent, %d retrying",
@@ -154,6 +159,19 @@ class Watcher:
                 report.delivery.retrying,
             )
         return report
+
+    def _tell_systemd(self, report: TickReport) -> None:
+        """READY=1 after the first tick, then a one-line STATUS and a heartbeat each tick."""
+        feeds = self.store.feeds()
+        failing = sum(1 for feed in feeds if feed.error_count)
+        pending = self.store.alert_counts()[AlertState.PENDING]
+        status = (
+            f"STATUS={len(feeds)} feeds ({failing} failing), {pending} alerts pending, "
+            f"last tick {self.clock():%H:%M:%S} UTC: {report.new_entries} new entries, "
+            f"{report.delivery.sent} alerts sent"
+        )
+        notify(*(["READY=1"] if not self.ready else []), status, "WATCHDOG=1")
+        self.ready = True
 
     def _poll_one(self, feed: FeedState, deps: PollDeps) -> PollOutcome:
         config = self._feed_configs.get(feed.name)
@@ -196,6 +214,7 @@ def run_daemon(watcher: Watcher) -> None:
 
     def stop(signum: int, frame: FrameType | None) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
+        notify("STOPPING=1")
         watcher.stop_event.set()
         # Runs in the main thread while the tick runs in the executor's thread: wait for
         # the feed in flight to finish, then the scheduler's loop ends.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,22 @@ def test_unit_runs_the_check_then_the_daemon_from_the_documented_paths() -> None
     assert "ExecStart=/opt/watcher/.venv/bin/watcher run" in text
     assert "Environment=WATCHER_CONFIG=/etc/watcher/watcher.yaml" in text
     assert "Restart=on-failure" in text
+    assert "Type=notify" in text
+    assert "WatchdogSec=" in text
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
+def test_unit_sandboxing_rates_2_or_better() -> None:
+    result = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(UNIT)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    found = re.search(r"Overall exposure level for \S+: ([0-9.]+)", result.stdout)
+    assert found, result.stdout + result.stderr
+    assert float(found.group(1)) <= 2.0, result.stdout
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="needs systemd-analyze")
