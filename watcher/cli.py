@@ -6,6 +6,7 @@ import json
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from watcher.cli_common import (
     ConfigOption,
@@ -19,6 +20,7 @@ from watcher.cli_rules import rules_app
 from watcher.config import Config, load_config
 from watcher.models import AlertState
 from watcher.service import Watcher, run_daemon, utc_now
+from watcher.status_report import gather, print_report
 
 app = typer.Typer(
     help="Watch news feeds and alert people when a story matches their rules.",
@@ -131,30 +133,14 @@ def alerts_retry(
 
 
 @app.command()
-def status(config: ConfigOption = None) -> None:
-    """A summary: feeds by health, alerts by state."""
+def status(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
+) -> None:
+    """Feeds by health, entries, alerts by state, rules, last tick."""
     with open_store_of(config) as store:
-        feeds = store.feeds()
-        failing = [feed for feed in feeds if feed.error_count]
-        counts = store.alert_counts()
-        typer.echo(
-            f"feeds:   {len(feeds)} ({len(feeds) - len(failing)} ok, {len(failing)} failing)"
-        )
-        for feed in failing:
-            typer.echo(f"  failing: {feed.name}: {feed.last_error}")
-        typer.echo(f"entries: {store.entry_count()}")
-        typer.echo(
-            "alerts:  " + ", ".join(f"{counts.get(state, 0)} {state.value}" for state in AlertState)
-        )
-        typer.echo("rules:   " + _rules_state(store.note("rules")))
-
-
-def _rules_state(note: str | None) -> str:
-    if note is None:
-        return "not loaded by the daemon yet"
-    state = json.loads(note)
-    loaded = f"{state['rules']} rules in use since {state['loaded_at'] or '?'}"
-    if state.get("error"):
-        first_line = str(state["error"]).splitlines()[0]
-        return f"RELOAD FAILED at {state['error_at']}: {first_line}\n         ({loaded})"
-    return loaded
+        report = gather(store)
+    if as_json:
+        typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        print_report(report, Console(soft_wrap=True))

@@ -148,6 +148,7 @@ class Watcher:
         self.reload_rules_if_changed()
         report = TickReport(polled=self.poll(every_feed=every_feed))
         report.delivery = self.deliver()
+        self._record_tick(report)
         self._tell_systemd(report)
         if report.polled or report.delivery.sent or report.delivery.retrying:
             log.info(
@@ -159,6 +160,19 @@ class Watcher:
                 report.delivery.retrying,
             )
         return report
+
+    def _record_tick(self, report: TickReport) -> None:
+        """What `watcher status` shows as the last tick (the daemon is another process)."""
+        note = {
+            "finished_at": self.clock().isoformat(),
+            "polled": len(report.polled),
+            "failed": report.failed_feeds,
+            "new_entries": report.new_entries,
+            "sent": report.delivery.sent,
+            "retrying": report.delivery.retrying,
+            "dead": report.delivery.dead,
+        }
+        self.store.set_note("last_tick", json.dumps(note))
 
     def _tell_systemd(self, report: TickReport) -> None:
         """READY=1 after the first tick, then a one-line STATUS and a heartbeat each tick."""

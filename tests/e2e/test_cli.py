@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -112,8 +113,18 @@ def test_status_feeds_and_alerts_after_a_failed_delivery(
     alert_id = dead.stdout.splitlines()[1].split()[0]
 
     status = watcher("status", "--config", str(config))
-    assert "feeds:   2 (1 ok, 1 failing)" in status.stdout
-    assert "0 pending, 0 sent, 1 dead" in status.stdout
+    assert "Feeds    2 (1 ok, 1 failing)" in status.stdout
+    assert "HTTP 503 Service Unavailable" in status.stdout  # the failing feed is listed
+    assert "Alerts   0 pending, 0 sent, 1 dead" in status.stdout
+    assert "2 feeds polled (1 failed)" in status.stdout
+    report = json.loads(watcher("status", "--json", "--config", str(config)).stdout)
+    assert report["feeds"]["failing"] == 1
+    assert report["feeds"]["items"][0]["name"] == "Broken"  # trouble first
+    assert report["feeds"]["items"][0]["last_status"] == 503
+    assert report["alerts"] == {"pending": 0, "sent": 0, "dead": 1}
+    assert report["entries"] == 1
+    assert report["last_tick"]["polled"] == 2
+    assert report["rules"]["rules"] == 1
 
     assert watcher("alerts", "retry", "999", "--config", str(config)).returncode == 1
     retried = watcher("alerts", "retry", alert_id, "--config", str(config))
@@ -121,4 +132,4 @@ def test_status_feeds_and_alerts_after_a_failed_delivery(
     webhook_sink.status = 200
     assert watcher("run", "--once", "--config", str(config)).returncode == 0
     assert len(webhook_sink.delivered) == 1
-    assert "1 sent" in watcher("status", "--config", str(config)).stdout
+    assert "0 pending, 1 sent, 0 dead" in watcher("status", "--config", str(config)).stdout

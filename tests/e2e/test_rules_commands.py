@@ -201,7 +201,7 @@ def test_edited_rules_are_used_without_a_restart_and_bad_edits_keep_the_old_ones
 
     status = watcher("status", "--config", str(config_path))
     assert status.returncode == 0, status.stderr
-    assert "rules:   RELOAD FAILED" in status.stdout
+    assert "Rules    RELOAD FAILED" in status.stdout
     assert f"{rules_file}:4:" in status.stdout
     assert "(2 rules in use since" in status.stdout
 
