@@ -16,6 +16,7 @@ from watcher.cli_common import (
     user_errors,
     when,
 )
+from watcher.cli_db import db_app
 from watcher.cli_rules import rules_app
 from watcher.config import Config, load_config
 from watcher.models import AlertState
@@ -33,7 +34,9 @@ alerts_app = typer.Typer(help="The alert outbox: what was sent, what waits.", no
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(alerts_app, name="alerts")
 app.add_typer(rules_app, name="rules")
+app.add_typer(db_app, name="db")
 app.add_typer(rules_app, name="rules")
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:

@@ -18,6 +18,11 @@ class FetchSettings:
     max_bytes: int = 10 * 1024 * 1024
     allow_private_networks: bool = False
     max_redirects: int = 5
+    # An http(s) proxy URL for this feed, or "env" for HTTP(S)_PROXY/NO_PROXY; None: direct.
+    # Not in repr: these three may carry credentials.
+    proxy: str | None = field(default=None, repr=False)
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # sent with each request
+    auth: tuple[str, str] | None = field(default=None, repr=False)  # basic auth: (user, password)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,10 @@ class FeedState:
     last_status: int | None = None
     last_error: str | None = None
     error_count: int = 0
+    disabled_reason: str | None = None  # set: the feed is gone (HTTP 410), polling stopped
+    body_hash: str | None = None  # sha256 of the last body parsed
+    min_interval: timedelta | None = None  # the server's lower bound (ttl, Cache-Control...)
+    recent_new_at: tuple[datetime, ...] = ()  # latest polls that stored new entries, oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +80,7 @@ class FetchResult:
     etag: str | None = None
     last_modified: str | None = None
     permanent_redirect: str | None = None  # where a 301/308 chain ended, to update the feed URL
+    index: int | None = None  # Fetcher.fetch_many: the position of the request it answers
 
     @property
     def not_modified(self) -> bool:
@@ -102,6 +112,7 @@ class ParsedFeed:
     link: str | None
     entries: tuple[ParsedEntry, ...]
     error: str | None = None  # feedparser's bozo message when the XML was not well formed
+    ttl: timedelta | None = None  # how long the feed says it stays unchanged (<ttl>, sy:update*)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,3 +198,7 @@ class FeedUpdate:
     etag: str | None = None
     last_modified: str | None = None
     new_url: str | None = None  # a permanent redirect moved the feed
+    disable: str | None = None  # why to stop polling the feed (it is gone: HTTP 410)
+    body_hash: str | None = None  # None: keep the stored one
+    min_interval: timedelta | None = None  # None: keep the stored one
+    new_entries: int = 0  # stored by this poll; > 0 records checked_at in recent_new_at

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, text
 
+from tests.support.databases import postgres_database
 from watcher.errors import StoreError
 from watcher.models import AlertState, Entry, FeedConfig, FeedUpdate, NewAlert
 from watcher.store import Store, open_store
@@ -189,6 +194,195 @@ def test_record_poll_follows_a_permanent_redirect(store: Store) -> None:
 def test_record_poll_for_an_unknown_feed_is_a_store_error(store: Store) -> None:
     with pytest.raises(StoreError, match="no feed"), store.transaction() as tx:
         tx.record_poll(12345, FeedUpdate(T0, T0 + MINUTE, 200))
+
+
+# feed health
+
+
+GONE = "HTTP 410 Gone: the feed was removed"
+
+
+def test_a_gone_feed_is_disabled_still_listed_and_never_due(store: Store) -> None:
+    ids = feed_ids(store, "wire", "bbc")
+    with store.transaction() as tx:
+        update = FeedUpdate(T0, T0 + MINUTE, 410, error="HTTP 410", disable=GONE)
+        tx.record_poll(ids["wire"], update)
+
+    wire = store.feed("wire")
+    assert wire is not None
+    assert (wire.disabled_reason, wire.last_status, wire.error_count) == (GONE, 410, 1)
+    assert [(s.name, s.disabled_reason) for s in store.feeds()] == [("bbc", None), ("wire", GONE)]
+    assert [s.name for s in store.due_feeds(T0 + 60 * MINUTE)] == ["bbc"]
+    assert [s.name for s in store.claim_due_feeds(T0 + 60 * MINUTE, MINUTE, "a")] == ["bbc"]
+
+    (same,) = store.sync_feeds([feed("wire")], T0 + 60 * MINUTE)  # same URL: still gone
+    assert same.disabled_reason == GONE
+
+
+def test_a_changed_url_re_enables_a_disabled_feed_and_forgets_the_old_server(
+    store: Store,
+) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        tx.record_poll(
+            wire, FeedUpdate(T0, T0 + MINUTE, 200, body_hash="b1", min_interval=60 * MINUTE)
+        )
+    with store.transaction() as tx:
+        tx.record_poll(wire, FeedUpdate(T0, T0 + MINUTE, 410, error="HTTP 410", disable=GONE))
+
+    later = T0 + 5 * MINUTE
+    (state,) = store.sync_feeds([feed("wire", url="https://new.example/rss")], later)
+
+    assert (state.disabled_reason, state.body_hash, state.min_interval) == (None, None, None)
+    assert [s.name for s in store.due_feeds(later)] == ["wire"]
+
+
+def test_a_successful_poll_of_a_disabled_feed_re_enables_it(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        tx.record_poll(wire, FeedUpdate(T0, T0 + MINUTE, 410, error="HTTP 410", disable=GONE))
+    with store.transaction() as tx:  # a failure that is not a 410 leaves it disabled
+        tx.record_poll(wire, FeedUpdate(T0, T0 + MINUTE, 503, error="HTTP 503"))
+    disabled = store.feed("wire")
+    assert disabled is not None
+    assert disabled.disabled_reason == GONE
+
+    with store.transaction() as tx:  # e.g. `watcher poll` of every feed found it back
+        tx.record_poll(wire, FeedUpdate(T0, T0 + MINUTE, 200))
+
+    back = store.feed("wire")
+    assert back is not None
+    assert back.disabled_reason is None
+    assert [s.name for s in store.due_feeds(T0 + MINUTE)] == ["wire"]
+
+
+def test_body_hash_and_min_interval_are_kept_when_a_poll_gives_none(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    with store.transaction() as tx:
+        update = FeedUpdate(T0, T0 + MINUTE, 200, body_hash="sha-1", min_interval=30 * MINUTE)
+        tx.record_poll(wire, update)
+    with store.transaction() as tx:
+        tx.record_poll(wire, FeedUpdate(T0 + MINUTE, T0 + 2 * MINUTE, 304))
+    with store.transaction() as tx:
+        tx.record_poll(wire, FeedUpdate(T0 + 2 * MINUTE, T0 + 3 * MINUTE, None, error="down"))
+
+    kept = store.feed("wire")
+    assert kept is not None
+    assert (kept.body_hash, kept.min_interval) == ("sha-1", 30 * MINUTE)
+
+    with store.transaction() as tx:
+        update = FeedUpdate(T0, T0 + MINUTE, 200, body_hash="sha-2", min_interval=90 * MINUTE)
+        tx.record_poll(wire, update)
+    (replaced,) = store.sync_feeds([feed("wire")], T0 + MINUTE)  # a resync keeps them
+    assert (replaced.body_hash, replaced.min_interval) == ("sha-2", 90 * MINUTE)
+
+
+def test_recent_new_at_remembers_the_latest_20_polls_with_new_entries(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    plus_two = timezone(timedelta(hours=2))
+    polls = [T0 + i * MINUTE for i in range(25)]
+    for i, checked_at in enumerate(polls):
+        with store.transaction() as tx:
+            update = FeedUpdate(
+                checked_at.astimezone(plus_two),  # stored and returned in UTC
+                checked_at + MINUTE,
+                200,
+                new_entries=0 if i == 24 else 1 + i % 3,
+            )
+            tx.record_poll(wire, update)
+
+    state = store.feed("wire")
+    assert state is not None
+    assert state.recent_new_at == tuple(polls[4:24])
+    assert all(at.tzinfo == UTC for at in state.recent_new_at)
+
+
+# several instances, one database
+
+
+def test_claimed_feeds_wait_for_record_poll_or_the_lease_to_end(store: Store) -> None:
+    feed_ids(store, "a", "b", "c")
+    lease = 5 * MINUTE
+
+    first = store.claim_due_feeds(T0, lease, "one", limit=2)
+    second = store.claim_due_feeds(T0, lease, "two")
+
+    assert [s.name for s in first] == ["a", "b"]
+    assert [s.name for s in second] == ["c"]
+    assert store.claim_due_feeds(T0 + MINUTE, lease, "three") == []
+    assert store.due_feeds(T0 + MINUTE) == []
+
+    with store.transaction() as tx:  # "one" polled a; b was left (its poller died)
+        tx.record_poll(first[0].id, FeedUpdate(T0, T0 + MINUTE, 200))
+    assert [s.name for s in store.due_feeds(T0 + MINUTE)] == ["a"]
+    later = T0 + lease  # the longest waiting first: b and c were due at T0, a at T0 + 1
+    assert [s.name for s in store.due_feeds(later)] == ["b", "c", "a"]
+    assert [s.name for s in store.claim_due_feeds(later, lease, "three")] == ["b", "c", "a"]
+
+
+def test_claimed_alerts_wait_for_an_outcome_or_the_lease_to_end(store: Store) -> None:
+    a0, a1, a2 = stored_alerts(store, 3, created=timedelta(0))
+    lease = 5 * MINUTE
+
+    assert [a.id for a in store.claim_due_alerts(T0, lease, "one", limit=2)] == [a0, a1]
+    (other,) = store.claim_due_alerts(T0, lease, "two")
+    assert (other.id, other.entry.key) == (a2, "e1")
+    assert store.claim_due_alerts(T0, lease, "three") == []
+    assert store.due_alerts(T0) == []
+
+    store.mark_failed(a0, "timeout", T0 + MINUTE, T0 + MINUTE)  # due again at once
+    store.mark_sent(a2, T0 + MINUTE)
+    assert [a.id for a in store.claim_due_alerts(T0 + MINUTE, lease, "three")] == [a0]
+    assert [a.id for a in store.claim_due_alerts(T0 + lease, lease, "four")] == [a1]
+    assert store.retry_alert(a1, T0 + lease)  # retrying by hand ends a lease too
+    assert [a.id for a in store.due_alerts(T0 + lease)] == [a1]
+
+
+def test_two_instances_never_claim_the_same_feed_or_alert(store_url: str) -> None:
+    names = [f"feed{i:02}" for i in range(40)]
+    with open_store(store_url) as setup:
+        (first, *_) = setup.sync_feeds([feed(name) for name in names], T0)
+        with setup.transaction() as tx:
+            tx.add_entries(first.id, [entry("e1")], T0)
+            tx.enqueue_alerts([alert(f"a{i}", "e1") for i in range(40)])
+    barrier = threading.Barrier(2, timeout=30)
+
+    def claim_all(owner: str) -> tuple[list[str], list[str]]:
+        feeds: list[str] = []
+        alerts: list[str] = []
+        with open_store(store_url) as store:
+            barrier.wait()
+            while batch := store.claim_due_feeds(T0, MINUTE, owner, limit=3):
+                feeds += [state.name for state in batch]
+            while claimed := store.claim_due_alerts(T0, MINUTE, owner, limit=3):
+                alerts += [a.idempotency_key for a in claimed]
+        return feeds, alerts
+
+    with ThreadPoolExecutor(2) as pool:
+        (feeds_a, alerts_a), (feeds_b, alerts_b) = pool.map(claim_all, ["a", "b"])
+
+    assert sorted(feeds_a + feeds_b) == names
+    assert sorted(alerts_a + alerts_b) == sorted(f"a{i}" for i in range(40))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    yield from postgres_database()
+
+
+@pytest.mark.postgres
+def test_a_claim_skips_feeds_another_claim_has_locked(postgres_url: str) -> None:
+    with open_store(postgres_url) as store:
+        ids = feed_ids(store, "a", "b", "c")
+        plain = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(plain) as other:  # a claim by another instance, mid-transaction
+            other.execute("SELECT id FROM feeds WHERE id = %s FOR UPDATE", [ids["a"]])
+
+            claimed = store.claim_due_feeds(T0, MINUTE, "mine")
+
+            assert [s.name for s in claimed] == ["b", "c"]
+            other.rollback()
+        assert [s.name for s in store.claim_due_feeds(T0, MINUTE, "mine")] == ["a"]
 
 
 # entries
@@ -440,17 +634,6 @@ def test_reopening_keeps_everything(store_url: str) -> None:
         assert reopened.entry_count() == 1
         with reopened.transaction() as tx:
             assert tx.add_entries(wire, [entry("e1")], T0) == []
-
-
-def test_a_newer_schema_version_is_refused(store_url: str) -> None:
-    open_store(store_url).close()
-    engine = create_engine(store_url)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE meta SET value = '99' WHERE key = 'schema_version'"))
-    engine.dispose()
-
-    with pytest.raises(StoreError, match="schema version 99"):
-        open_store(store_url)
 
 
 def test_sqlite_creates_its_folder_and_uses_wal(tmp_path: Path) -> None:

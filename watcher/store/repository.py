@@ -5,116 +5,60 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, create_engine, event, func, or_
+from sqlalchemy import ColumnElement, Engine, and_, func, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from watcher.errors import StoreError
 from watcher.models import Alert, AlertState, Entry, FeedConfig, FeedState, FeedUpdate, NewAlert
-from watcher.store.tables import (
-    SCHEMA_VERSION,
-    AlertRow,
-    EntryRow,
-    FeedRow,
-    MetaRow,
-    as_utc,
-    create_tables,
+from watcher.store.engines import (
+    is_sqlite_memory,
+    migration_engine,
+    parse_url,
+    reason,
+    shown,
+    store_engine,
 )
+from watcher.store.migrate import needs_creating, upgrade_engine
+from watcher.store.tables import AlertRow, EntryRow, FeedRow, MetaRow, as_utc
 
-URL_HINT = "expected sqlite:///path/to/watcher.db or postgresql+psycopg://user@host/dbname"
-SQLITE_BUSY_TIMEOUT_MS = 10_000
-POSTGRES_CONNECT_TIMEOUT_S = 10
 # Entries per dedup query: keeps the IN lists under every backend's bind-parameter limit.
 LOOKUP_CHUNK = 500
+# Polls that stored new entries, remembered per feed (for adaptive intervals).
+RECENT_NEW_LIMIT = 20
 
 
 def open_store(url: str) -> Store:
-    """Open (and create if needed) the store at a SQLAlchemy URL; StoreError when it cannot."""
+    """Open the store at a SQLAlchemy URL; StoreError when it cannot.
+
+    An empty database is created at the current schema revision. One at an older revision
+    is refused (`watcher db upgrade` is a step the user takes, after a backup), and so is
+    one a newer watcher has upgraded.
+    """
+    parsed = parse_url(url)
+    engine = store_engine(parsed)
     try:
-        parsed = make_url(url)
-    except ArgumentError as exc:  # not echoed: it may hold a password
-        raise StoreError(f"the store URL cannot be parsed: {URL_HINT}") from exc
-    shown = parsed.render_as_string(hide_password=True)
-    backend = parsed.get_backend_name()
-    try:
-        if backend == "sqlite":
-            engine = _sqlite_engine(parsed, shown)
-        elif backend == "postgresql":
-            engine = _postgres_engine(parsed)
-        else:
-            raise StoreError(f"unsupported store URL {shown}: {URL_HINT}")
-    except ArgumentError as exc:  # NoSuchModuleError: an unknown driver, e.g. sqlite+foo
-        raise StoreError(f"unsupported store URL {shown}: {URL_HINT}") from exc
-    try:
-        create_tables(engine)
-        with Session(engine) as session, session.begin():
-            _check_schema_version(session)
+        if needs_creating(engine):
+            if is_sqlite_memory(parsed):  # another engine would see another database
+                upgrade_engine(engine)
+            else:
+                creator = migration_engine(parsed)
+                try:
+                    upgrade_engine(creator)
+                finally:
+                    creator.dispose()
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"cannot open the store at {shown}: {_reason(exc)}") from exc
+        raise StoreError(f"cannot open the store at {shown(parsed)}: {reason(exc)}") from exc
     except StoreError:
         engine.dispose()
         raise
     return Store(engine)
-
-
-def _sqlite_engine(url: URL, shown: str) -> Engine:
-    database = url.database or ":memory:"
-    if database == ":memory:":
-        engine = create_engine(url, poolclass=StaticPool)
-    else:
-        try:
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StoreError(f"cannot create the folder for the store {shown}: {exc}") from exc
-        engine = create_engine(url)
-
-    @event.listens_for(engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys = ON")
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.close()
-
-    return engine
-
-
-def _postgres_engine(url: URL) -> Engine:
-    if url.drivername == "postgresql":  # plain postgresql:// would mean psycopg2
-        url = url.set(drivername="postgresql+psycopg")
-    connect_args: dict[str, Any] = {}
-    if "connect_timeout" not in url.query:
-        connect_args["connect_timeout"] = POSTGRES_CONNECT_TIMEOUT_S
-    return create_engine(url, connect_args=connect_args, pool_pre_ping=True)
-
-
-def _check_schema_version(session: Session) -> None:
-    row = session.get(MetaRow, "schema_version")
-    if row is None:
-        session.exec(
-            _insert_ignoring(session, MetaRow, "key").values(
-                key="schema_version", value=str(SCHEMA_VERSION)
-            )
-        )
-    elif row.value != str(SCHEMA_VERSION):
-        raise StoreError(
-            f"the store has schema version {row.value}, this watcher expects {SCHEMA_VERSION}"
-            " (run `watcher db upgrade`)"
-        )
-
-
-def _reason(exc: SQLAlchemyError) -> str:
-    """The driver's message without SQLAlchemy's SQL echo and links, on one line."""
-    detail = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
-    return " ".join(str(detail).split())
 
 
 @contextmanager
@@ -122,7 +66,7 @@ def _translated(action: str) -> Iterator[None]:
     try:
         yield
     except SQLAlchemyError as exc:
-        raise StoreError(f"store: {action} failed: {_reason(exc)}") from exc
+        raise StoreError(f"store: {action} failed: {reason(exc)}") from exc
 
 
 def _insert_ignoring(session: Session, row: type[Any], unique_column: str) -> Any:
@@ -174,7 +118,8 @@ class Store:
 
         Feeds no longer configured become inactive (their entries stay). A new feed, a feed
         configured again and a feed whose configured URL changed are due at once; a changed
-        URL also drops the etag and last_modified learned from the old one.
+        URL also drops what was learned from the old one (validators, body hash, the
+        server's minimum interval) and re-enables a feed disabled as gone.
         """
         with self._session("sync feeds") as session:
             rows = {row.name: row for row in session.exec(select(FeedRow)).all()}
@@ -192,7 +137,9 @@ class Store:
                     rows[config.name] = row
                 elif row.config_url != config.url:
                     row.config_url = row.url = config.url
-                    row.etag = row.last_modified = None
+                    row.etag = row.last_modified = row.body_hash = None
+                    row.min_interval_seconds = None
+                    row.disabled_reason = None
                     row.next_check_at = now
                 if not row.active:
                     row.active = True
@@ -207,23 +154,44 @@ class Store:
             return [_feed_state(row) for name, row in sorted(rows.items()) if name in configured]
 
     def feeds(self) -> list[FeedState]:
-        """The active feeds, by name."""
+        """The configured feeds, by name, disabled ones included."""
         with self._session("list feeds") as session:
             query = select(FeedRow).where(col(FeedRow.active)).order_by(col(FeedRow.name))
             return [_feed_state(row) for row in session.exec(query)]
 
     def due_feeds(self, now: datetime) -> list[FeedState]:
-        """Active feeds to poll at `now`, the longest waiting first."""
+        """Feeds to poll at `now`, the longest waiting first.
+
+        Not those no longer configured, disabled, or leased to an instance (claim_due_feeds).
+        """
         with self._session("list due feeds") as session:
-            query = (
-                select(FeedRow)
-                .where(
-                    col(FeedRow.active),
-                    or_(col(FeedRow.next_check_at).is_(None), col(FeedRow.next_check_at) <= now),
-                )
-                .order_by(col(FeedRow.next_check_at).nulls_first(), col(FeedRow.name))
-            )
+            query = select(FeedRow).where(_feed_due(now)).order_by(*_FEED_ORDER)
             return [_feed_state(row) for row in session.exec(query)]
+
+    def claim_due_feeds(
+        self, now: datetime, lease: timedelta, owner: str, limit: int = 100
+    ) -> list[FeedState]:
+        """Due feeds (as due_feeds), leased to `owner` until now + lease, the longest waiting first.
+
+        While the lease holds, no other caller gets these feeds, be it another Store in this
+        process or another instance on the same database; Transaction.record_poll ends the
+        lease. A lease left to expire (an instance that died mid-poll) lets another owner
+        claim the feed again.
+        """
+        with self._session("claim due feeds") as session:
+            due = select(FeedRow.id).where(_feed_due(now)).order_by(*_FEED_ORDER).limit(limit)
+            statement = (
+                update(FeedRow)
+                .where(col(FeedRow.id).in_(_skip_locked(session, due).scalar_subquery()))
+                .values(lease_owner=owner, lease_until=now + lease)
+                .returning(FeedRow)
+                .execution_options(synchronize_session=False)
+            )
+            states = [_feed_state(row) for row in session.exec(statement).scalars()]
+            # RETURNING promises no order
+            return sorted(
+                states, key=lambda s: (s.next_check_at is not None, s.next_check_at or now, s.name)
+            )
 
     def feed(self, name: str) -> FeedState | None:
         """The active feed with this name; None when unknown or no longer configured."""
@@ -240,12 +208,37 @@ class Store:
             query = (
                 select(AlertRow, EntryRow)
                 .join(EntryRow, col(AlertRow.entry_key) == col(EntryRow.key))
-                .where(
-                    col(AlertRow.state) == AlertState.PENDING.value,
-                    col(AlertRow.next_attempt_at) <= now,
-                )
-                .order_by(col(AlertRow.created_at), col(AlertRow.id))
+                .where(_alert_due(now))
+                .order_by(*_ALERT_ORDER)
                 .limit(limit)
+            )
+            return [_alert(alert, entry) for alert, entry in session.exec(query)]
+
+    def claim_due_alerts(
+        self, now: datetime, lease: timedelta, owner: str, limit: int = 100
+    ) -> list[Alert]:
+        """Due alerts (as due_alerts), leased to `owner` until now + lease, oldest first.
+
+        mark_sent and mark_failed end the lease; as with feeds, an expired one can be
+        claimed by another owner.
+        """
+        with self._session("claim due alerts") as session:
+            due = select(AlertRow.id).where(_alert_due(now)).order_by(*_ALERT_ORDER).limit(limit)
+            statement = (
+                update(AlertRow)
+                .where(col(AlertRow.id).in_(_skip_locked(session, due).scalar_subquery()))
+                .values(lease_owner=owner, lease_until=now + lease)
+                .returning(col(AlertRow.id))
+                .execution_options(synchronize_session=False)
+            )
+            ids = list(session.exec(statement).scalars())
+            if not ids:
+                return []
+            query = (
+                select(AlertRow, EntryRow)
+                .join(EntryRow, col(AlertRow.entry_key) == col(EntryRow.key))
+                .where(col(AlertRow.id).in_(ids))
+                .order_by(*_ALERT_ORDER)
             )
             return [_alert(alert, entry) for alert, entry in session.exec(query)]
 
@@ -268,6 +261,7 @@ class Store:
             row.attempts += 1
             row.last_attempt_at = row.sent_at = now
             row.next_attempt_at = None
+            row.lease_owner = row.lease_until = None
 
     def mark_failed(
         self, alert_id: int, error: str, now: datetime, next_attempt_at: datetime | None
@@ -280,6 +274,7 @@ class Store:
             row.last_attempt_at = now
             row.next_attempt_at = next_attempt_at
             row.state = (AlertState.DEAD if next_attempt_at is None else AlertState.PENDING).value
+            row.lease_owner = row.lease_until = None
 
     def retry_alert(self, alert_id: int, now: datetime) -> bool:
         """Make a dead or pending alert due now; False if there is none or it was sent.
@@ -292,6 +287,7 @@ class Store:
                 return False
             row.state = AlertState.PENDING.value
             row.next_attempt_at = now
+            row.lease_owner = row.lease_until = None
             return True
 
     def alert_counts(self) -> dict[AlertState, int]:
@@ -339,6 +335,35 @@ class Store:
 
 
 _NOTE_PREFIX = "note:"
+_FEED_ORDER = (col(FeedRow.next_check_at).nulls_first(), col(FeedRow.name))
+_ALERT_ORDER = (col(AlertRow.created_at), col(AlertRow.id))
+
+
+def _feed_due(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        col(FeedRow.active),
+        col(FeedRow.disabled_reason).is_(None),
+        or_(col(FeedRow.next_check_at).is_(None), col(FeedRow.next_check_at) <= now),
+        or_(col(FeedRow.lease_until).is_(None), col(FeedRow.lease_until) <= now),
+    )
+
+
+def _alert_due(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        col(AlertRow.state) == AlertState.PENDING.value,
+        col(AlertRow.next_attempt_at) <= now,
+        or_(col(AlertRow.lease_until).is_(None), col(AlertRow.lease_until) <= now),
+    )
+
+
+def _skip_locked(session: Session, due: SelectOfScalar[Any]) -> SelectOfScalar[Any]:
+    """PostgreSQL: lock the rows about to be leased, skipping those a concurrent claim holds.
+
+    SQLite needs nothing: the claim is one UPDATE, and SQLite runs one writer at a time.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        return due.with_for_update(skip_locked=True)
+    return due
 
 
 class Transaction:
@@ -409,7 +434,12 @@ class Transaction:
             return len(self._session.exec(statement, params=list(rows.values())).all())
 
     def record_poll(self, feed_id: int, update: FeedUpdate) -> None:
-        """Write what one poll learned about the feed."""
+        """Write what one poll learned about the feed, and end its lease if it had one.
+
+        update.disable disables the feed (due_feeds skips it until its URL changes); a
+        successful poll without it re-enables the feed. None in body_hash and min_interval
+        keeps the stored value.
+        """
         with _translated("record poll"):
             row = self._session.get(FeedRow, feed_id)
             if row is None:
@@ -430,7 +460,34 @@ class Transaction:
                 row.last_error = update.error
             if update.new_url is not None:
                 row.url = update.new_url
+            if update.disable is not None:
+                row.disabled_reason = update.disable
+            elif update.error is None:
+                row.disabled_reason = None
+            if update.body_hash is not None:
+                row.body_hash = update.body_hash
+            if update.min_interval is not None:
+                row.min_interval_seconds = update.min_interval.total_seconds()
+            if update.new_entries > 0:
+                row.recent_new_at = _recent(row.recent_new_at, update.checked_at)
+            row.lease_owner = row.lease_until = None
             self._session.flush()
+
+
+def _recent(stored: list[str], checked_at: datetime) -> list[str]:
+    """The stored timestamps plus checked_at, oldest first, the latest RECENT_NEW_LIMIT."""
+    instants = sorted([*map(_parse_instant, stored), _utc(checked_at)])
+    return [instant.isoformat() for instant in instants[-RECENT_NEW_LIMIT:]]
+
+
+def _parse_instant(value: str) -> datetime:
+    return _utc(datetime.fromisoformat(value))
+
+
+def _utc(value: datetime) -> datetime:
+    utc = as_utc(value)
+    assert utc is not None
+    return utc
 
 
 def _alert_row(session: Session, alert_id: int) -> AlertRow:
@@ -489,6 +546,14 @@ def _feed_state(row: FeedRow) -> FeedState:
         last_status=row.last_status,
         last_error=row.last_error,
         error_count=row.error_count,
+        disabled_reason=row.disabled_reason,
+        body_hash=row.body_hash,
+        min_interval=(
+            None
+            if row.min_interval_seconds is None
+            else timedelta(seconds=row.min_interval_seconds)
+        ),
+        recent_new_at=tuple(_parse_instant(value) for value in row.recent_new_at),
     )
 
 

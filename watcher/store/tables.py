@@ -1,17 +1,17 @@
 """The database tables. Private to watcher.store: the rest of watcher sees models.py values.
 
-Constraint and index names are explicit so that later alembic migrations can refer to them.
+These classes describe the schema at the head revision; the migrations in
+watcher/store/migrations create and change it (a test checks that the two agree).
+Constraint and index names are explicit so that migrations can refer to them.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import JSON, DateTime, Dialect, Engine, Index, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, DateTime, Dialect, Index, MetaData, Text, UniqueConstraint
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
-
-SCHEMA_VERSION = 1
 
 
 def as_utc(value: datetime | None) -> datetime | None:
@@ -60,6 +60,17 @@ class FeedRow(SQLModel, table=True):
     last_status: int | None = None
     last_error: str | None = Field(default=None, sa_type=Text)
     error_count: int = 0
+    # feed health (revision 0002)
+    disabled_reason: str | None = Field(default=None, sa_type=Text)  # set: never polled again
+    body_hash: str | None = Field(default=None, sa_type=Text)
+    min_interval_seconds: float | None = None
+    # ISO timestamps of the latest polls that stored new entries, oldest first
+    recent_new_at: list[str] = Field(
+        default_factory=list, sa_type=JSON, sa_column_kwargs={"server_default": "[]"}
+    )
+    # the instance polling the feed now, and until when it may (revision 0002)
+    lease_owner: str | None = Field(default=None, sa_type=Text)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class EntryRow(SQLModel, table=True):
@@ -107,10 +118,16 @@ class AlertRow(SQLModel, table=True):
     last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_error: str | None = Field(default=None, sa_type=Text)
+    lease_owner: str | None = Field(default=None, sa_type=Text)
+    lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class MetaRow(SQLModel, table=True):
-    """Key/value facts about the database itself, e.g. schema_version."""
+    """Key/value facts about the database: daemon notes, and schema_version.
+
+    schema_version follows the alembic revision (0002 -> "2") only so that a watcher from
+    before the migrations, which reads nothing else, refuses an upgraded database.
+    """
 
     __tablename__ = "meta"
 
@@ -118,10 +135,6 @@ class MetaRow(SQLModel, table=True):
     value: str
 
 
-def _tables() -> list[Table]:
-    return [SQLModel.metadata.tables[name] for name in ("feeds", "entries", "alerts", "meta")]
-
-
-def create_tables(engine: Engine) -> None:
-    """Create whatever tables are missing (alembic takes this over later)."""
-    SQLModel.metadata.create_all(engine, tables=_tables())
+def store_metadata() -> MetaData:
+    """The metadata holding these tables (what migrations are compared against)."""
+    return SQLModel.metadata

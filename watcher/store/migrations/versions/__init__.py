@@ -1,0 +1,1 @@
+"""One module per revision; alembic finds them by file, not by import."""
