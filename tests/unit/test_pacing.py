@@ -23,9 +23,9 @@ from watcher.pacing import (
 KYIV = ZoneInfo("Europe/Kyiv")
 
 
-def utc(
-    year: int, month: int, day: int, hour: int = 0, minute: int = 0, second: int = 0
-) -> datetime:
+def utc(*parts: int) -> datetime:
+    """A UTC time from (year, month, day[, hour[, minute[, second]]])."""
+    year, month, day, hour, minute, second = (*parts, 0, 0, 0)[:6]
     return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
