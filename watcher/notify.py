@@ -4,6 +4,12 @@ Each target URL is sent to on its own, so one target's failure is recorded for t
 target alone (Apprise's notify() folds every URL it holds into one result). Apprise
 returns a failed result rather than raising; both are turned into a `SendOutcome`.
 A `console://` target prints the message to standard output.
+
+A message's identity travels where Apprise lets it: email gets `X-Watcher-Alert-Key` and
+`References`/`In-Reply-To` naming its story (Apprise always writes its own random
+Message-ID and would duplicate ours), JSON/form/XML webhooks get `X-Watcher-Alert-Key`,
+ntfy gets the story link as its click action. They ride in the URL (`?+Header=value`,
+`?click=`), the form Apprise documents for them.
 """
 
 from __future__ import annotations
@@ -13,11 +19,17 @@ import sys
 import threading
 from dataclasses import dataclass
 from typing import Any, TextIO
+from urllib.parse import quote
 
 import apprise
 from apprise.decorators import notify as apprise_plugin
 
 CONSOLE_SCHEMA = "console"
+ALERT_KEY_HEADER = "X-Watcher-Alert-Key"
+THREAD_DOMAIN = "watcher"  # right-hand side of the story's References id
+_EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
+_HEADER_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})
+_NTFY_SCHEMES = frozenset({"ntfy", "ntfys"})
 _console_lock = threading.Lock()
 _console_stream: list[TextIO | None] = [None]  # None: the current sys.stdout
 
@@ -33,6 +45,9 @@ class Message:
     title: str
     body: str
     body_format: BodyFormat = BodyFormat.TEXT
+    key: str | None = None  # the alert's idempotency key: a re-sent duplicate carries it too
+    thread: str | None = None  # the story's id, shared by every message about it
+    link: str | None = None  # the story's URL, for services with a click action
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,10 +80,28 @@ def check_target_url(url: str) -> str | None:
     return None
 
 
+def with_message_params(url: str, message: Message) -> str:
+    """`url` plus the message's identity and link, in the parameters its service reads."""
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    query = url.split("?", 1)[1] if "?" in url else ""
+    params: list[tuple[str, str]] = []
+    if message.key and scheme in _EMAIL_SCHEMES | _HEADER_SCHEMES:
+        params.append((f"+{ALERT_KEY_HEADER}", message.key))
+    if message.thread and scheme in _EMAIL_SCHEMES:
+        story = f"<story.{message.thread}@{THREAD_DOMAIN}>"
+        params += [("+References", story), ("+In-Reply-To", story)]
+    if message.link and scheme in _NTFY_SCHEMES and "click=" not in query:
+        params.append(("click", message.link))
+    if not params:
+        return url
+    encoded = "&".join(f"{quote(name, safe='+')}={quote(value, safe='')}" for name, value in params)
+    return f"{url}{'&' if '?' in url else '?'}{encoded}"
+
+
 def send(url: str, message: Message) -> SendOutcome:
     """Send one message to one Apprise URL. Never raises for delivery trouble."""
     service = apprise.Apprise()
-    if not service.add(url):
+    if not service.add(with_message_params(url, message)):
         return SendOutcome(False, "invalid notification URL")
     try:
         result = service.notify(

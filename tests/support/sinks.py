@@ -1,4 +1,5 @@
-"""Real receivers for alerts, on 127.0.0.1: an SMTP server (aiosmtpd) and a webhook server."""
+"""Real receivers for alerts, on 127.0.0.1: an SMTP server (aiosmtpd), webhook servers
+(generic JSON, ntfy-style, Mattermost-style chat) and an MQTT subscriber on Mosquitto."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ import email
 import email.policy
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
+from paho.mqtt.enums import CallbackAPIVersion
 
 WAIT_SECONDS = 10.0
 
@@ -43,13 +47,16 @@ class _Collector:
 
 
 class _MailHandler:
-    def __init__(self, collector: _Collector) -> None:
+    def __init__(self, collector: _Collector, recipients: _Collector | None = None) -> None:
         self.collector = collector
+        self.recipients = recipients
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         message = email.message_from_bytes(raw, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
+        if self.recipients is not None:  # before the message, so waiting on messages suffices
+            self.recipients.append(list(envelope.rcpt_tos))
         self.collector.append(message)
         return "250 Message accepted for delivery"
 
@@ -59,8 +66,9 @@ class SmtpSink:
 
     def __init__(self) -> None:
         self._messages = _Collector()
+        self._recipients = _Collector()
         self._loop = asyncio.new_event_loop()
-        handler = _MailHandler(self._messages)
+        handler = _MailHandler(self._messages, self._recipients)
         self._server = self._loop.run_until_complete(
             self._loop.create_server(lambda: SMTP(handler), "127.0.0.1", 0)
         )
@@ -77,6 +85,11 @@ class SmtpSink:
     @property
     def messages(self) -> list[EmailMessage]:
         return self._messages.snapshot()
+
+    @property
+    def recipients(self) -> list[list[str]]:
+        """The SMTP envelope recipients (RCPT TO) of each message, in order."""
+        return self._recipients.snapshot()
 
     def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[EmailMessage]:
         return self._messages.wait_for(count, timeout)
@@ -154,6 +167,68 @@ class WebhookSink:
         self._thread.join(WAIT_SECONDS)
 
 
+class NtfySink(WebhookSink):
+    """A self-hosted ntfy server as Apprise sees it: JSON POSTs to the server's root."""
+
+    def apprise_url(self, path: str = "alerts", **params: str) -> str:
+        query = "&".join(f"{name}={value}" for name, value in params.items())
+        return f"ntfy://127.0.0.1:{self.port}/{path}" + (f"?{query}" if query else "")
+
+
+class ChatSink(WebhookSink):
+    """A Mattermost incoming webhook (POST /hooks/<token>, JSON with Markdown "text").
+
+    Apprise's Slack and Discord plugins only talk to their cloud hosts; Mattermost's takes
+    any host, so it stands in for the chat services that receive Markdown.
+    """
+
+    def apprise_url(self, path: str = "watchertoken") -> str:
+        return f"mmost://127.0.0.1:{self.port}/{path}"
+
+
+class MqttSubscriber:
+    """Subscribed to a fresh topic on the Mosquitto broker at 127.0.0.1:1883."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 1883) -> None:
+        self.host = host
+        self.port = port
+        self.topic = f"watcher/test-{uuid.uuid4().hex}"
+        self._messages = _Collector()
+        self._subscribed = threading.Event()
+        self._client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
+        self._client.on_message = self._on_message
+        self._client.connect(host, port)
+        self._client.loop_start()
+        if not self._subscribed.wait(WAIT_SECONDS):
+            self.close()
+            raise AssertionError(f"could not subscribe to {self.topic} on {host}:{port}")
+
+    def _on_connect(self, client: mqtt.Client, userdata: Any, *args: Any) -> None:
+        client.subscribe(self.topic, qos=1)
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, *args: Any) -> None:
+        self._subscribed.set()
+
+    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+        self._messages.append(message.payload)
+
+    def apprise_url(self) -> str:
+        return f"mqtt://{self.host}:{self.port}/{self.topic}"
+
+    @property
+    def payloads(self) -> list[bytes]:
+        return self._messages.snapshot()
+
+    def wait_for(self, count: int, timeout: float = WAIT_SECONDS) -> list[bytes]:
+        return self._messages.wait_for(count, timeout)
+
+    def close(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
 @pytest.fixture
 def smtp_sink() -> Iterator[SmtpSink]:
     sink = SmtpSink()
@@ -166,3 +241,24 @@ def webhook_sink() -> Iterator[WebhookSink]:
     sink = WebhookSink()
     yield sink
     sink.close()
+
+
+@pytest.fixture
+def ntfy_sink() -> Iterator[NtfySink]:
+    sink = NtfySink()
+    yield sink
+    sink.close()
+
+
+@pytest.fixture
+def chat_sink() -> Iterator[ChatSink]:
+    sink = ChatSink()
+    yield sink
+    sink.close()
+
+
+@pytest.fixture
+def mqtt_subscriber() -> Iterator[MqttSubscriber]:
+    subscriber = MqttSubscriber()
+    yield subscriber
+    subscriber.close()
