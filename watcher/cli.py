@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 from typing import Annotated
 
@@ -12,16 +13,23 @@ from watcher.cli_common import (
     ConfigOption,
     config_path,
     open_store_of,
-    setup_logging,
     user_errors,
     when,
 )
 from watcher.cli_db import db_app
 from watcher.cli_rules import rules_app
 from watcher.config import Config, load_config
+from watcher.logs import set_secrets, setup_logging
 from watcher.models import AlertState
 from watcher.service import Watcher, run_daemon, utc_now
 from watcher.status_report import gather, print_report
+
+
+class LogFormatChoice(enum.StrEnum):
+    AUTO = "auto"
+    TEXT = "text"
+    JSON = "json"
+
 
 app = typer.Typer(
     help="Watch news feeds and alert people when a story matches their rules.",
@@ -33,8 +41,6 @@ feeds_app = typer.Typer(help="The configured feeds and their health.", no_args_i
 alerts_app = typer.Typer(help="The alert outbox: what was sent, what waits.", no_args_is_help=True)
 app.add_typer(feeds_app, name="feeds")
 app.add_typer(alerts_app, name="alerts")
-app.add_typer(rules_app, name="rules")
-app.add_typer(db_app, name="db")
 app.add_typer(rules_app, name="rules")
 app.add_typer(db_app, name="db")
 
@@ -55,10 +61,17 @@ def run(
         bool, typer.Option("--once", help="Poll every feed once, deliver, and exit.")
     ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+    log_format: Annotated[
+        LogFormatChoice,
+        typer.Option(
+            "--log-format", help="auto: JSON under systemd (journald), text on a terminal."
+        ),
+    ] = LogFormatChoice.AUTO,
 ) -> None:
     """Run the daemon: poll feeds on schedule, match rules, deliver alerts."""
-    setup_logging(verbose)
+    setup_logging(fmt=log_format.value, verbose=verbose)
     loaded = user_errors(lambda: load_config(config_path(config)))
+    set_secrets(loaded.secrets)
     _print_warnings(loaded)
     with user_errors(lambda: Watcher(loaded)) as watcher:
         if once:

@@ -29,8 +29,9 @@ _ENTITY_NAME = re.compile(r"[A-Za-z0-9_]+")
 _NAME = re.compile(r"[^\s\x00-\x1f]+(?: [^\s\x00-\x1f]+)*")
 
 _CONFIG_KEYS = frozenset(
-    {"store", "rules", "defaults", "fetch", "feeds", "notify", "include", "delivery"}
+    {"store", "rules", "defaults", "fetch", "feeds", "notify", "include", "delivery", "metrics"}
 )
+_METRICS_KEYS = frozenset({"listen"})
 _INCLUDED_CONFIG_KEYS = frozenset({"feeds"})
 _DEFAULTS_KEYS = frozenset({"interval", "tick"})
 _FETCH_KEYS = frozenset({"timeout", "max_bytes", "allow_private_networks", "max_redirects"})
@@ -68,6 +69,12 @@ class Config:
     tick: timedelta = DEFAULT_TICK
     warnings: tuple[str, ...] = ()
     rules_path: Path | None = None  # the rules file or folder (it may not exist yet)
+    metrics_listen: tuple[str, int] | None = None  # serve /metrics and /healthz here
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never appear in logs: target URLs and the store URL."""
+        return (*self.targets.values(), self.store_url)
 
     def reload_rules(self) -> RuleBook:
         """Read the rules again (for hot reload), checked against this config."""
@@ -133,6 +140,7 @@ def load_config(path: Path | str, *, with_rules: bool = True) -> Config:
         tick=tick,
         warnings=rulebook.warnings,
         rules_path=rules_path,
+        metrics_listen=_metrics_listen(top["metrics"]) if "metrics" in top else None,
     )
 
 
@@ -462,3 +470,17 @@ def _delivery(node: YamlNode | None) -> DeliverySettings:
         if "max_retry" in items
         else defaults.max_retry,
     )
+
+
+def _metrics_listen(node: YamlNode) -> tuple[str, int] | None:
+    items = node.items("metrics", _METRICS_KEYS)
+    if "listen" not in items:
+        return None
+    text = items["listen"].text("listen").strip()
+    host, _, port = text.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) < 65536:
+        raise items["listen"].error(
+            f"metrics listen must be HOST:PORT, got {text!r}", "e.g. 127.0.0.1:9464"
+        )
+    return host, int(port)

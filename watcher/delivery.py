@@ -15,6 +15,7 @@ from datetime import datetime
 
 from watcher import notify, timing
 from watcher.config import DeliverySettings
+from watcher.metrics import Metrics
 from watcher.models import Alert
 from watcher.notify import Message, SendOutcome
 from watcher.render import render_alert
@@ -43,6 +44,7 @@ class DeliveryDeps:
     settings: DeliverySettings
     send: Callable[[str, Message], SendOutcome] = notify.send
     jitter: Callable[[], float] = field(default=random.random)
+    metrics: Metrics | None = None
 
 
 def deliver_due(
@@ -71,6 +73,11 @@ def _deliver_one(deps: DeliveryDeps, alert: Alert, now: datetime) -> DeliveryRep
         outcome = SendOutcome(False, f"target {alert.target!r} is not in the config's notify:")
     else:
         outcome = deps.send(url, render_alert(alert))
+    if deps.metrics is not None:
+        if outcome.ok:
+            deps.metrics.delivered(alert.target, (now - alert.created_at).total_seconds())
+        else:
+            deps.metrics.delivery_failed(alert.target)
     if outcome.ok:
         deps.store.mark_sent(alert.id, now)
         log.info("alert %d sent: rule %s to %s", alert.id, alert.rule, alert.target)

@@ -6,6 +6,7 @@ new state commit together, so a crash anywhere loses nothing and alerts nothing 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -49,6 +50,9 @@ class PollOutcome:
     entries: int = 0
     new: int = 0
     alerts: int = 0
+    not_modified: bool = False
+    parse_error: bool = False  # the feed was not well-formed (entries may still be kept)
+    matched_rules: tuple[str, ...] = ()  # one name per (rule, entry) match
 
     @property
     def ok(self) -> bool:
@@ -64,11 +68,12 @@ def poll_feed(feed: FeedState, config: FeedConfig, now: datetime, deps: PollDeps
         return _record_failure(feed, config, now, deps, error=response.error, response=response)
     if response.not_modified:
         _record_success(feed, config, now, deps, response)
-        return PollOutcome(feed.name, response.status)
+        return PollOutcome(feed.name, response.status, not_modified=True)
 
     parsed = deps.parse(response.body, response.headers)
     if parsed.error is not None and not parsed.entries:
-        return _record_failure(feed, config, now, deps, error=parsed.error, response=response)
+        failed = _record_failure(feed, config, now, deps, error=parsed.error, response=response)
+        return dataclasses.replace(failed, parse_error=True)
     if parsed.error is not None:
         log.info("feed %s is not well-formed (%s); kept its entries", feed.name, parsed.error)
 
@@ -78,7 +83,15 @@ def poll_feed(feed: FeedState, config: FeedConfig, now: datetime, deps: PollDeps
         matches = [match for entry in new for match in deps.rules.match(entry, config.tags)]
         enqueued = tx.enqueue_alerts(alerts_for(matches, deps.rules.rules, now))
         tx.record_poll(feed.id, _success_update(config, now, deps, response))
-    return PollOutcome(feed.name, response.status, None, len(entries), len(new), enqueued)
+    return PollOutcome(
+        feed.name,
+        response.status,
+        entries=len(entries),
+        new=len(new),
+        alerts=enqueued,
+        parse_error=parsed.error is not None,
+        matched_rules=tuple(match.rule for match in matches),
+    )
 
 
 def alerts_for(matches: Iterable[Match], rules: Sequence[Rule], now: datetime) -> list[NewAlert]:

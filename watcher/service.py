@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from watcher.config import Config, RuleBook
 from watcher.delivery import DeliveryDeps, DeliveryReport, deliver_due
 from watcher.errors import WatcherError
 from watcher.fetch import Fetcher
+from watcher.metrics import Metrics, MetricsServer, tick_health
 from watcher.models import AlertState, FeedState, FeedUpdate
 from watcher.pipeline import PollDeps, PollOutcome, poll_feed
 from watcher.reload import rules_fingerprint
@@ -72,6 +74,8 @@ class Watcher:
         self._feed_configs = {feed.name: feed for feed in config.feeds}
         self.heartbeat = Heartbeat()
         self.ready = False
+        self.metrics = Metrics()
+        self.metrics.rules_loaded(len(self.rules.rules), ok=True)
 
     def __enter__(self) -> Watcher:
         return self
@@ -102,7 +106,10 @@ class Watcher:
 
     def deliver(self) -> DeliveryReport:
         deps = DeliveryDeps(
-            store=self.store, targets=self.config.targets, settings=self.config.delivery
+            store=self.store,
+            targets=self.config.targets,
+            settings=self.config.delivery,
+            metrics=self.metrics,
         )
         return deliver_due(deps, self.clock(), stop=self.stop_event)
 
@@ -123,6 +130,7 @@ class Watcher:
         except WatcherError as exc:
             log.error("rules not reloaded, the previous rules stay in use:\n%s", exc)
             self._record_rules_state(error=str(exc))
+            self.metrics.rules_loaded(len(self.rules.rules), ok=False)
             return False
         self.rulebook, self.rules = rulebook, rules
         self._rules_fingerprint = rules_fingerprint(self.config.rules_path, rulebook.files)
@@ -130,6 +138,8 @@ class Watcher:
             log.warning("%s", warning)
         log.info("rules reloaded: %d rules from %d files", len(rules.rules), len(rulebook.files))
         self._record_rules_state(error=None)
+        self.metrics.rules_loaded(len(rules.rules), ok=True)
+        self.metrics.retain(rules=[rule.name for rule in rules.rules])
         return True
 
     def _record_rules_state(self, *, error: str | None) -> None:
@@ -145,10 +155,12 @@ class Watcher:
         self.store.set_note("rules", json.dumps(state))
 
     def tick(self, *, every_feed: bool = False) -> TickReport:
+        started = time.monotonic()
         self.reload_rules_if_changed()
         report = TickReport(polled=self.poll(every_feed=every_feed))
         report.delivery = self.deliver()
         self._record_tick(report)
+        self._count(report, time.monotonic() - started)
         self._tell_systemd(report)
         if report.polled or report.delivery.sent or report.delivery.retrying:
             log.info(
@@ -160,6 +172,19 @@ class Watcher:
                 report.delivery.retrying,
             )
         return report
+
+    def _count(self, report: TickReport, duration: float) -> None:
+        for outcome in report.polled:
+            status = "error" if outcome.error else "not_modified" if outcome.not_modified else "ok"
+            self.metrics.poll(outcome.feed, status)
+            self.metrics.fetch_status(outcome.status)
+            if outcome.parse_error:
+                self.metrics.parse_error()
+            self.metrics.entries(outcome.new, outcome.entries - outcome.new)
+            for rule in outcome.matched_rules:
+                self.metrics.matches(rule)
+        self.metrics.alerts_state(self.store.alert_counts())
+        self.metrics.tick(duration, time.time())
 
     def _record_tick(self, report: TickReport) -> None:
         """What `watcher status` shows as the last tick (the daemon is another process)."""
@@ -248,8 +273,26 @@ def run_daemon(watcher: Watcher) -> None:
         len(watcher.config.targets),
         watcher.config.store_url.split("@")[-1],
     )
+    server = _metrics_server(watcher)
     try:
         scheduler.start()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if server is not None:
+            server.close()
+
+
+def _metrics_server(watcher: Watcher) -> MetricsServer | None:
+    if watcher.config.metrics_listen is None:
+        return None
+    host, port = watcher.config.metrics_listen
+    tick_seconds = watcher.config.tick.total_seconds()
+
+    def health() -> tuple[bool, str]:
+        return tick_health(watcher.metrics.last_tick_finished, time.time(), tick_seconds)
+
+    server = MetricsServer(watcher.metrics, host=host, port=port, health=health)
+    server.start()
+    log.info("metrics on http://%s:%d/metrics, health on /healthz", host, server.port)
+    return server
