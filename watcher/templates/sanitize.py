@@ -37,6 +37,8 @@ _SKIPPED_TAGS = frozenset({"script", "style", "head", "title", "template", "nosc
 
 ZERO_WIDTH_SPACE = "\u200b"
 # Markdown characters escaped wherever they are, and "&" only where it starts an entity.
+_TAG_LIKE = re.compile(r"<[^>]*>?")
+_LINE_BREAKS = re.compile(r"\r\n?|[\v\f\x1c-\x1e\x85\u2028\u2029]")
 _MD_INLINE = re.compile(r"([\\`*_\[\]()<>~]|&(?=#?[0-9A-Za-z]{1,32};))")
 # Characters that only mean something at the start of a line (heading, list, quote).
 _MD_LINE_START = re.compile(r"^([ \t]*)([#+=-])", re.MULTILINE)
@@ -85,8 +87,13 @@ def html_to_text(markup: str) -> str:
     if "<" not in markup and "&" not in markup:
         return _SPACES.sub(" ", markup).strip()
     extractor = _TextExtractor()
-    extractor.feed(markup)
-    extractor.close()
+    try:
+        extractor.feed(markup)
+        extractor.close()
+    except AssertionError:
+        # Python 3.11's HTMLParser asserts on some broken declarations ("<![0"); fall back
+        # to dropping anything tag-shaped.
+        return _SPACES.sub(" ", html.unescape(_TAG_LIKE.sub(" ", markup))).strip()
     return _SPACES.sub(" ", html.unescape("".join(extractor.parts))).strip()
 
 
@@ -168,6 +175,9 @@ def highlight_html(clean_html: str, terms: Sequence[str]) -> Markup:
 
 def escape_markdown(text: str) -> str:
     """Plain text that renders literally in CommonMark and chat dialects, mentions defused."""
+    # Markdown parsers start a new line at a bare CR too; make every break a plain "\n"
+    # so the line-start escapes below see it.
+    text = _LINE_BREAKS.sub("\n", text)
     escaped = _MD_INLINE.sub(r"\\\1", text)
     escaped = _MD_ORDERED_DOT.sub(r"\1\\.", escaped)
     escaped = _MD_LINE_START.sub(r"\1\\\2", escaped)
