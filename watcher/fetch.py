@@ -1,27 +1,52 @@
-"""Fetch a feed: a conditional GET over http(s) within limits, or a read of a local file.
+"""Fetch feeds: conditional GETs over http(s) within limits, or reads of local files.
 
-The only module that imports httpx. ``Fetcher.fetch`` never raises for network, HTTP or
-policy trouble: it returns a FetchResult whose ``error`` says what happened.
+The only module that imports httpx. ``Fetcher.fetch`` and ``Fetcher.fetch_many`` never raise
+for network, HTTP or policy trouble: each returns FetchResults whose ``error`` says what
+happened.
 
 Guards (the security notes, §2): http/https only and no user
 info; redirects followed here, hop by hop, each hop checked again and never to file:;
-every address a host resolves to must be public unless the feed allows private networks;
-one deadline for the whole fetch; the body is counted as it streams, after decompression,
-which is done here with bounded output because httpx inflates a whole chunk at once.
+every address a host resolves to must be public unless the feed allows private networks
+(also when a proxy carries the request); one deadline for the whole fetch; the body is
+counted as it streams, after decompression, which is done here with bounded output because
+httpx inflates a whole chunk at once. Credentials (basic auth, Authorization and Cookie
+headers) go to the feed's own origin only, never across a redirect to another one.
+
+Concurrency: an event loop on a thread the Fetcher owns runs the fetches. At most
+``max_in_flight`` requests are out at once and ``max_per_host`` to one host; a request
+waits for its host's slot before it takes a global one, so a slow host holds only its own
+slots. ``fetch_many`` hands results to the caller's thread in completion order and starts
+a fetch only while fewer than ``max_in_flight + max_ready`` of its results are fetched or
+waiting to be taken, which bounds the bodies held in memory.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import concurrent.futures
 import ipaddress
 import os
+import queue
+import re
 import socket
 import stat
+import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Mapping,
+)
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field, replace
 from email.utils import formatdate, parsedate_to_datetime
 from types import TracebackType
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import httpx
@@ -32,10 +57,34 @@ ACCEPT = (
     "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, */*;q=0.8"
 )
 ACCEPT_ENCODING = "gzip, deflate"  # only what _Inflater decodes with bounded output
+ENV_PROXY = "env"  # FetchSettings.proxy: take HTTP(S)_PROXY / NO_PROXY from the environment
+GONE = "gone (HTTP 410): the feed was removed"
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT_REDIRECTS = frozenset({301, 308})
 _PRIVATE_HINT = "(set fetch.allow_private_networks: true to allow)"
+# Never sent to another origin than the feed's after a redirect.
+_CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
+# Set by watcher, or they would break the bounded decoding or the framing.
+_RESERVED_HEADERS = frozenset(
+    {
+        "accept-encoding",
+        "connection",
+        "content-length",
+        "host",
+        "if-modified-since",
+        "if-none-match",
+        "keep-alive",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # IPv6 forms that carry an IPv4 address in their low 32 bits.
@@ -44,9 +93,11 @@ _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 # Not global, though Python 3.11 still calls them global.
 _NOT_GLOBAL_EXTRA = (ipaddress.ip_network("64:ff9b:1::/48"),)
 
+_T = TypeVar("_T")
+
 
 class _Failure(Exception):
-    """Ends a fetch early; fetch() turns it into a FetchResult."""
+    """Ends a fetch early; _fetch() turns it into a FetchResult."""
 
     def __init__(
         self, message: str, *, status: int | None = None, headers: Mapping[str, str] | None = None
@@ -63,6 +114,7 @@ class _Trip:
 
     urls: list[str]
     statuses: list[int] = field(default_factory=list)
+    proxy: str | None = None  # what carried the latest hop
 
     @property
     def url(self) -> str:
@@ -73,23 +125,117 @@ class _Trip:
         return self.url if moved else None
 
 
+class _Ticket:
+    """A fetch's place in its batch's budget of results fetched but not yet taken.
+
+    Taken once the fetch has its host slot; given back when the caller takes the result.
+    Without a budget (a single fetch()) it is free.
+    """
+
+    __slots__ = ("_budget", "_held")
+
+    def __init__(self, budget: asyncio.Semaphore | None) -> None:
+        self._budget = budget
+        self._held = False
+
+    async def take(self) -> None:
+        if self._budget is not None and not self._held:
+            await self._budget.acquire()
+            self._held = True
+
+    def give_back(self) -> None:
+        if self._budget is not None and self._held:
+            self._held = False
+            self._budget.release()
+
+
+@dataclass(slots=True)
+class _HostSlots:
+    semaphore: asyncio.Semaphore
+    users: int = 0
+
+
+class _Limits:
+    """The global and per-host slots. Used on the event loop's thread only."""
+
+    def __init__(self, max_in_flight: int, max_per_host: int) -> None:
+        self.in_flight = asyncio.Semaphore(max_in_flight)
+        self._max_per_host = max_per_host
+        self._hosts: dict[str, _HostSlots] = {}
+
+    @asynccontextmanager
+    async def host(self, host: str) -> AsyncIterator[None]:
+        slots = self._hosts.get(host)
+        if slots is None:
+            slots = self._hosts[host] = _HostSlots(asyncio.Semaphore(self._max_per_host))
+        slots.users += 1
+        try:
+            async with slots.semaphore:
+                yield
+        finally:
+            slots.users -= 1
+            if slots.users == 0:
+                del self._hosts[host]
+
+
+@dataclass(eq=False, slots=True)
+class _Batch:
+    """One fetch_many call. ``results`` is bounded by ``budget``, not by the queue itself."""
+
+    requests: list[FetchRequest]
+    size: int  # of the budget
+    results: queue.SimpleQueue[FetchResult | None] = field(default_factory=queue.SimpleQueue)
+    finished: threading.Event = field(default_factory=threading.Event)
+    budget: asyncio.Semaphore | None = None
+    task: asyncio.Task[None] | None = None
+    cancelled: bool = False
+
+    def cancel(self) -> None:
+        """On the loop's thread: stop the batch, whether it has started or not."""
+        self.cancelled = True
+        if self.task is None:
+            self.finished.set()
+        else:
+            self.task.cancel()
+
+    def give_back(self) -> None:
+        if self.budget is not None:
+            self.budget.release()
+
+
 class Fetcher:
-    """Owns one httpx.Client; use as a context manager or call close()."""
+    """Owns an event loop thread and its httpx clients; use as a context manager or close()."""
 
     def __init__(
         self,
         *,
-        transport: httpx.BaseTransport | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
+        max_in_flight: int = 32,
+        max_per_host: int = 2,
+        max_ready: int | None = None,
     ) -> None:
+        """``max_ready``: results fetch_many may hold for its caller (default: max_in_flight).
+
+        A ``transport`` replaces the network (and with it any proxy).
+        """
+        if max_in_flight < 1 or max_per_host < 1 or (max_ready is not None and max_ready < 0):
+            raise ValueError(
+                "max_in_flight and max_per_host must be 1 or more, max_ready 0 or more"
+            )
         self._clock = clock
-        self._client = httpx.Client(
-            transport=transport,
-            trust_env=False,  # no proxy from the environment can route around the guards
-            follow_redirects=False,
-            http1=True,
-            http2=False,
+        self._transport = transport
+        self._limits = _Limits(max_in_flight, max_per_host)
+        self._batch_size = max_in_flight + (max_in_flight if max_ready is None else max_ready)
+        self._http_limits = httpx.Limits(
+            max_connections=max_in_flight, max_keepalive_connections=max_in_flight
         )
+        self._clients: dict[str | None, httpx.AsyncClient] = {}  # by proxy; loop thread only
+        self._lock = threading.Lock()
+        self._closed = False
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run_loop, name="watcher-fetch", daemon=True)
+        self._thread.start()
 
     def __enter__(self) -> Fetcher:
         return self
@@ -103,20 +249,122 @@ class Fetcher:
         self.close()
 
     def close(self) -> None:
-        self._client.close()
+        """Cancel whatever is still fetching, close the connections, stop the thread."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
 
     def fetch(self, request: FetchRequest) -> FetchResult:
+        future = self._submit(lambda: self._fetch(request, _Ticket(None)))
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()
+            raise
+
+    def fetch_many(self, requests: Iterable[FetchRequest]) -> Generator[FetchResult, None, None]:
+        """Fetch concurrently; yield each result as it completes, its ``index`` set.
+
+        Nothing starts before the first next(). Closing the iterator early (or dropping
+        it) cancels the fetches still running and waits until they have let go.
+        """
+        batch = _Batch(list(requests), self._batch_size)
+        if not batch.requests:
+            return
+        future = self._submit(lambda: self._run_batch(batch))
+        future.add_done_callback(lambda _: batch.results.put(None))
+        try:
+            for _ in batch.requests:
+                result = batch.results.get()
+                if result is None:
+                    if future.cancelled() or self._closed:
+                        raise RuntimeError("the Fetcher was closed while fetching")
+                    future.result()  # raises what ended the batch
+                    raise RuntimeError("the batch ended before every result was in")
+                self._call_soon(batch.give_back)
+                yield result
+        finally:
+            if not future.done() and self._call_soon(batch.cancel):
+                batch.finished.wait()
+
+    # On the caller's thread.
+
+    def _submit(
+        self, coroutine: Callable[[], Coroutine[Any, Any, _T]]
+    ) -> concurrent.futures.Future[_T]:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the Fetcher is closed")
+            return asyncio.run_coroutine_threadsafe(coroutine(), self._loop)
+
+    def _call_soon(self, callback: Callable[[], None]) -> bool:
+        with self._lock:
+            if self._closed:
+                return False
+            self._loop.call_soon_threadsafe(callback)
+            return True
+
+    # On the loop's thread.
+
+    def _run_loop(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        self._loop.run_forever()
+
+    async def _shutdown(self) -> None:
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+        await self._loop.shutdown_asyncgens()
+        await self._loop.shutdown_default_executor()
+
+    async def _run_batch(self, batch: _Batch) -> None:
+        batch.task = asyncio.current_task()
+        try:
+            if batch.cancelled:
+                return
+            batch.budget = asyncio.Semaphore(batch.size)
+            async with asyncio.TaskGroup() as group:
+                for index, request in enumerate(batch.requests):
+                    group.create_task(self._fetch_into(batch, index, request))
+        finally:
+            batch.finished.set()
+
+    async def _fetch_into(self, batch: _Batch, index: int, request: FetchRequest) -> None:
+        ticket = _Ticket(batch.budget)
+        try:
+            result = await self._fetch(request, ticket)
+            await ticket.take()  # a fetch refused before it started has none yet
+        except BaseException:
+            ticket.give_back()
+            raise
+        batch.results.put(replace(result, index=index))  # the caller gives the ticket back
+
+    async def _fetch(self, request: FetchRequest, ticket: _Ticket) -> FetchResult:
         if _scheme(request.url) == "file":
-            return _fetch_file(request)
+            await ticket.take()
+            return await asyncio.to_thread(_fetch_file, request)
         trip = _Trip([request.url.strip()])
         try:
-            return self._fetch_http(request, trip, self._clock() + request.settings.timeout)
+            return await self._fetch_http(request, trip, ticket)
         except _Failure as failure:
             error, status, headers = failure.message, failure.status, failure.headers
-        except httpx.TimeoutException:
+        except (httpx.TimeoutException, TimeoutError):
             error, status, headers = _timed_out(request.settings), None, {}
+        except httpx.ProxyError as exc:
+            error, status, headers = f"proxy {_redact(trip.proxy)} failed: {exc}", None, {}
         except httpx.ConnectError as exc:
-            error, status, headers = f"cannot connect to {trip.url}: {exc}", None, {}
+            via = f" via proxy {_redact(trip.proxy)}" if trip.proxy else ""
+            error, status, headers = f"cannot connect to {trip.url}{via}: {exc}", None, {}
         except httpx.HTTPError as exc:
             error, status, headers = f"{trip.url}: {type(exc).__name__}: {exc}", None, {}
         except (httpx.InvalidURL, UnicodeError) as exc:
@@ -125,30 +373,107 @@ class Fetcher:
             url=request.url, final_url=trip.url, status=status, headers=headers, error=error
         )
 
-    def _fetch_http(self, request: FetchRequest, trip: _Trip, deadline: float) -> FetchResult:
+    async def _fetch_http(self, request: FetchRequest, trip: _Trip, ticket: _Ticket) -> FetchResult:
         settings = request.settings
+        problem = settings_problem(settings)
+        if problem is not None:
+            raise _Failure(problem)
         url = _http_url(trip.url)
-        while True:
-            _check_address(url, settings)
-            response = self._client.send(
-                self._client.build_request(
-                    "GET",
-                    url,
-                    headers=_request_headers(request),
-                    timeout=httpx.Timeout(self._remaining(deadline, settings)),
-                ),
-                stream=True,
-            )
-            try:
-                self._remaining(deadline, settings)
-                if response.status_code in _REDIRECTS and "location" in response.headers:
-                    url = _next_hop(url, response, trip, settings)
-                    continue
-                return self._result(request, trip, response, deadline)
-            finally:
-                response.close()
+        origin = _origin(url)
+        deadline: float | None = None
+        # The clock decides between steps; this catches a step that would outlast it.
+        async with asyncio.timeout(None) as backstop:
+            while True:
+                async with self._limits.host(url.host.lower()):
+                    await ticket.take()
+                    async with self._limits.in_flight:
+                        if deadline is None:  # waiting for slots is not part of the fetch
+                            deadline = self._clock() + settings.timeout
+                            loop_time = asyncio.get_running_loop().time()
+                            backstop.reschedule(loop_time + settings.timeout)
+                        hop = await self._hop(request, trip, url, origin, deadline)
+                if isinstance(hop, FetchResult):
+                    return hop
+                url = hop
 
-    def _result(
+    async def _hop(
+        self,
+        request: FetchRequest,
+        trip: _Trip,
+        url: httpx.URL,
+        origin: tuple[str, str, int],
+        deadline: float,
+    ) -> FetchResult | httpx.URL:
+        """One request: the result, or where a redirect points."""
+        settings = request.settings
+        await self._check_address(url, settings, deadline)
+        trip.proxy = _proxy_for(url, settings)
+        client = self._client(trip.proxy)
+        response = await client.send(
+            client.build_request(
+                "GET",
+                url,
+                headers=_request_headers(request, url, origin),
+                timeout=httpx.Timeout(self._remaining(deadline, settings)),
+            ),
+            stream=True,
+        )
+        try:
+            self._remaining(deadline, settings)
+            if response.status_code in _REDIRECTS and "location" in response.headers:
+                return _next_hop(url, response, trip, settings)
+            return await self._result(request, trip, response, deadline)
+        finally:
+            await response.aclose()
+
+    def _client(self, proxy: str | None) -> httpx.AsyncClient:
+        key = None if self._transport is not None else proxy
+        client = self._clients.get(key)
+        if client is None:
+            client = self._clients[key] = httpx.AsyncClient(
+                transport=self._transport,
+                proxy=key,
+                trust_env=False,  # the environment's proxies only when a feed says "env"
+                follow_redirects=False,
+                limits=self._http_limits,
+                http1=True,
+                http2=False,
+            )
+        return client
+
+    async def _check_address(
+        self, url: httpx.URL, settings: FetchSettings, deadline: float
+    ) -> None:
+        """Refuse a host if any address it resolves to is not public.
+
+        This checks before httpx connects, and httpx resolves the name again: DNS rebinding
+        can slip between the two. Pinning the connection to the checked address (a transport
+        that connects to the IP and keeps the Host header and TLS name) closes that gap later.
+        """
+        if settings.allow_private_networks:
+            return
+        host = url.raw_host.decode("ascii")
+        port = url.port or _DEFAULT_PORTS[url.scheme]
+        try:
+            async with asyncio.timeout(self._remaining(deadline, settings)):
+                infos = await asyncio.get_running_loop().getaddrinfo(
+                    host, port, type=socket.SOCK_STREAM
+                )
+        except TimeoutError:
+            raise _Failure(_timed_out(settings)) from None
+        except (OSError, UnicodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise _Failure(f"cannot resolve {url.host}: {reason}") from None
+        for *_, sockaddr in infos:
+            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
+            kind = address_refusal(address)
+            if kind is None:
+                continue
+            if _ip_literal(host) == str(address):
+                raise _Failure(f"refused: {address} is {kind} {_PRIVATE_HINT}")
+            raise _Failure(f"refused: {url.host} resolves to {address}, {kind} {_PRIVATE_HINT}")
+
+    async def _result(
         self, request: FetchRequest, trip: _Trip, response: httpx.Response, deadline: float
     ) -> FetchResult:
         status = response.status_code
@@ -163,13 +488,15 @@ class Fetcher:
                 last_modified=headers.get("last-modified", request.last_modified),
                 permanent_redirect=trip.permanent_redirect(),
             )
+        if status == 410:
+            raise _Failure(GONE, status=status, headers=headers)
         if not 200 <= status < 300:
             reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
             problem = f"HTTP {status} {reason}".strip()
             if status in _REDIRECTS:
                 problem += " without a Location header"
             raise _Failure(problem, status=status, headers=headers)
-        body = self._read_body(response, headers, request.settings, deadline)
+        body = await self._read_body(response, headers, request.settings, deadline)
         return FetchResult(
             url=request.url,
             final_url=trip.url,
@@ -181,7 +508,7 @@ class Fetcher:
             permanent_redirect=trip.permanent_redirect(),
         )
 
-    def _read_body(
+    async def _read_body(
         self,
         response: httpx.Response,
         headers: Mapping[str, str],
@@ -207,7 +534,7 @@ class Fetcher:
         # The httpx read timeout is what was left when the request went out; between chunks
         # the clock decides, so a server dripping bytes cannot stretch the fetch.
         try:
-            for raw in response.iter_raw():
+            async for raw in response.aiter_raw():
                 self._remaining(deadline, settings)
                 if not inflater.feed(raw, body, limit):
                     raise too_large
@@ -228,16 +555,121 @@ class Fetcher:
         return left
 
 
-def _request_headers(request: FetchRequest) -> dict[str, str]:
+def settings_problem(settings: FetchSettings) -> str | None:
+    """What is wrong with a feed's proxy, headers or auth (for config checks too), or None."""
+    if settings.proxy is not None and settings.proxy != ENV_PROXY:
+        problem = _proxy_problem(settings.proxy)
+        if problem is not None:
+            return problem
+    names = set()
+    for name, value in settings.headers:
+        lower = name.lower()
+        if not _TOKEN.fullmatch(name):
+            return f"invalid header name {name!r}"
+        if lower in _RESERVED_HEADERS:
+            return f"header {name} is set by watcher and cannot be configured"
+        if any(ch in value for ch in "\r\n\0"):
+            return f"header {name}: line breaks and NUL are not allowed in a value"
+        names.add(lower)
+    if settings.auth is not None:
+        user, _password = settings.auth
+        if ":" in user:
+            return "basic auth: the user name cannot contain ':'"
+        if "authorization" in names:
+            return "basic auth and an Authorization header cannot both be set"
+    return None
+
+
+def _proxy_problem(proxy: str) -> str | None:
+    try:
+        url = httpx.URL(proxy)
+    except httpx.InvalidURL:
+        return "invalid proxy URL"
+    if url.scheme not in ("http", "https") or not url.host:
+        return f"unsupported proxy {_redact(proxy)} (an http:// or https:// URL, or env)"
+    return None
+
+
+def _proxy_for(url: httpx.URL, settings: FetchSettings) -> str | None:
+    if settings.proxy != ENV_PROXY:
+        return settings.proxy
+
+    def env(name: str) -> str | None:
+        return os.environ.get(name) or os.environ.get(name.upper()) or None
+
+    if _bypasses_proxy(url.host, env("no_proxy") or ""):
+        return None
+    proxy = env(f"{url.scheme}_proxy") or env("all_proxy")
+    problem = None if proxy is None else _proxy_problem(proxy)
+    if problem is not None:
+        raise _Failure(f"{problem} in the environment")
+    return proxy
+
+
+def _bypasses_proxy(host: str, no_proxy: str) -> bool:
+    """NO_PROXY: "*", host names (a domain covers its subdomains), IP addresses, networks."""
+    host = host.lower()
+    address = _ip_literal(host)
+    for entry in (part.strip().lower() for part in no_proxy.split(",")):
+        if entry == "*":
+            return True
+        if not entry:
+            continue
+        if address is not None:
+            try:
+                if ipaddress.ip_address(address) in ipaddress.ip_network(entry, strict=False):
+                    return True
+            except ValueError:
+                pass
+            continue
+        name = entry.lstrip("*").lstrip(".")
+        if host == name or host.endswith("." + name):
+            return True
+    return False
+
+
+def _redact(proxy: str | None) -> str:
+    """A proxy URL without its credentials, for messages."""
+    if proxy is None:
+        return "(none)"
+    parts = urlsplit(proxy)
+    if parts.username is None and parts.password is None:
+        return proxy
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return parts._replace(netloc=f"***@{host}").geturl()
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    return url.scheme, url.host.lower(), url.port or _DEFAULT_PORTS[url.scheme]
+
+
+def _may_get_credentials(url: httpx.URL, origin: tuple[str, str, int]) -> bool:
+    """The feed's own origin, or its upgrade from http to https on the default ports."""
+    here = _origin(url)
+    return here == origin or (origin == ("http", here[1], 80) and here == ("https", here[1], 443))
+
+
+def _request_headers(
+    request: FetchRequest, url: httpx.URL, origin: tuple[str, str, int]
+) -> dict[str, str]:
+    settings = request.settings
+    credentials = _may_get_credentials(url, origin)
     headers = {
         "User-Agent": request.user_agent,
         "Accept": ACCEPT,
-        "Accept-Encoding": ACCEPT_ENCODING,
     }
+    for name, value in settings.headers:
+        if credentials or name.lower() not in _CREDENTIAL_HEADERS:
+            headers[name] = value
+    headers["Accept-Encoding"] = ACCEPT_ENCODING
     if request.etag:
         headers["If-None-Match"] = request.etag
     if request.last_modified:
         headers["If-Modified-Since"] = request.last_modified
+    if settings.auth is not None and credentials:
+        user, password = settings.auth
+        token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        headers["Authorization"] = f"Basic {token}"
     return headers
 
 
@@ -282,32 +714,6 @@ def _http_url(text: str) -> httpx.URL:
     if url.host.endswith("."):
         raise _Failure(f"invalid URL {text!r}: the host ends with a dot")
     return url
-
-
-def _check_address(url: httpx.URL, settings: FetchSettings) -> None:
-    """Refuse a host if any address it resolves to is not public.
-
-    This checks before httpx connects, and httpx resolves the name again: DNS rebinding
-    can slip between the two. Pinning the connection to the checked address (a transport
-    that connects to the IP and keeps the Host header and TLS name) closes that gap later.
-    """
-    if settings.allow_private_networks:
-        return
-    host = url.raw_host.decode("ascii")
-    port = url.port or (443 if url.scheme == "https" else 80)
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise _Failure(f"cannot resolve {url.host}: {reason}") from None
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-        kind = address_refusal(address)
-        if kind is None:
-            continue
-        if _ip_literal(host) == str(address):
-            raise _Failure(f"refused: {address} is {kind} {_PRIVATE_HINT}")
-        raise _Failure(f"refused: {url.host} resolves to {address}, {kind} {_PRIVATE_HINT}")
 
 
 def address_refusal(address: IPAddress) -> str | None:

@@ -2,16 +2,25 @@
 
 The only module that imports feedparser. It is handed bytes, never a URL or a str:
 feedparser fetches URLs and opens paths itself, around every guard in fetch.py.
+
+The character encoding is decided here, not by feedparser, which follows RFC 3023 and
+trusts the HTTP charset over the document (a UTF-8 feed served as ISO-8859-1 comes out as
+mojibake) and reads an undeclared body as ISO-8859-1 when headers lack a Content-Type.
+The order here: a byte order mark; UTF-16/32 recognisable from "<?"; valid UTF-8 (legacy
+text is almost never valid UTF-8 by accident); the XML declaration; the HTTP charset;
+windows-1252. Labels for ISO-8859-1 and US-ASCII mean windows-1252, as in browsers.
+feedparser then gets UTF-8 that says so.
 """
 
 from __future__ import annotations
 
+import codecs
 import html
 import io
 import re
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.sax import SAXParseException
 
@@ -30,12 +39,48 @@ _BLOCK_TAG = re.compile(
 )
 _ANY_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
 
+_BOMS = (
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+)
+# "<?" in UTF-32/16 without a byte order mark (XML 1.0, appendix F).
+_WIDE_STARTS = (
+    (b"\0\0\0<\0\0\0?", "utf-32-be"),
+    (b"<\0\0\0?\0\0\0", "utf-32-le"),
+    (b"\0<\0?", "utf-16-be"),
+    (b"<\0?\0", "utf-16-le"),
+)
+_XML_DECLARATION = re.compile(rb"\s*<\?xml\s[^>]*?\bencoding\s*=\s*[\"']([A-Za-z][\w.:-]*)[\"']")
+_TEXT_DECLARATION = re.compile(r"^\s*<\?xml\s[^>]*\?>")
+_CHARSET = re.compile(r";\s*charset\s*=\s*[\"']?([^\s;\"']+)", re.IGNORECASE)
+# Codecs that are not a document's character encoding (or are unsafe to honour).
+_NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "raw-unicode-escape", "unicode-escape", "undefined", "utf-7"}
+)
+_UNICODE = ("utf-8", "utf-16", "utf-32")
+
+_SY_PERIODS = {
+    "hourly": timedelta(hours=1),
+    "daily": timedelta(days=1),
+    "weekly": timedelta(weeks=1),
+    "monthly": timedelta(days=30),
+    "yearly": timedelta(days=365),
+}
+_MAX_TTL = timedelta(days=365)
+
 
 def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> ParsedFeed:
     """Parse RSS 0.9x/1.0/2.0 or Atom; never raises for a bad feed, says so in ``error``."""
     if not body.strip():
         return ParsedFeed(title="", link=None, entries=(), error="not a feed: the body is empty")
     response_headers = {name.lower(): value for name, value in (headers or {}).items()}
+    content_type = response_headers.get("content-type", "")
+    body = _utf8(body, content_type)
+    media_type = content_type.split(";", 1)[0].strip() or "application/xml"
+    response_headers["content-type"] = f"{media_type}; charset=utf-8"
     parsed = feedparser.parse(io.BytesIO(body), response_headers=response_headers)
     channel = _get(parsed, "feed") or {}
     entries = tuple(_entry(raw) for raw in _get(parsed, "entries") or ())
@@ -47,7 +92,82 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> ParsedF
         link=_text(_get(channel, "link")) or None,
         entries=entries,
         error=error,
+        ttl=_ttl(channel),
     )
+
+
+def _utf8(body: bytes, content_type: str) -> bytes:
+    """The body in UTF-8, its XML declaration (if any) saying so."""
+    text = _decode(body, content_type).removeprefix("\ufeff")
+    text = _TEXT_DECLARATION.sub('<?xml version="1.0" encoding="utf-8"?>', text, count=1)
+    return text.encode("utf-8")
+
+
+def _decode(body: bytes, content_type: str) -> str:
+    for bom, encoding in _BOMS:
+        if body.startswith(bom):
+            return body[len(bom) :].decode(encoding, errors="replace")
+    for start, encoding in _WIDE_STARTS:
+        if body.startswith(start):
+            return body.decode(encoding, errors="replace")
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    for label in _labels(body, content_type):
+        legacy = _legacy_encoding(label)
+        if legacy is None:
+            continue
+        try:
+            return body.decode(legacy)
+        except (UnicodeDecodeError, LookupError):  # LookupError: not a text encoding
+            continue
+    try:
+        return body.decode("cp1252")
+    except UnicodeDecodeError:
+        return body.decode("latin-1")
+
+
+def _labels(body: bytes, content_type: str) -> list[str]:
+    """The XML declaration's encoding, then the HTTP charset."""
+    declared = _XML_DECLARATION.match(body[:1024])
+    charset = _CHARSET.search(content_type)
+    labels = [declared.group(1).decode("ascii")] if declared else []
+    return labels + ([charset.group(1)] if charset else [])
+
+
+def _legacy_encoding(label: str) -> str | None:
+    """The codec for a charset label other than Unicode's (tried already), or None."""
+    try:
+        name = codecs.lookup(label).name
+    except LookupError:
+        return None
+    if name in _NOT_CHARSETS or name.startswith(_UNICODE):
+        return None
+    if name in ("iso8859-1", "ascii"):
+        return "cp1252"
+    return "gb18030" if name == "gb2312" else name
+
+
+def _ttl(channel: Mapping[str, Any]) -> timedelta | None:
+    """The longer of RSS <ttl> (minutes) and sy:updatePeriod / sy:updateFrequency."""
+    bounds = []
+    minutes = _count(_get(channel, "ttl"))
+    if minutes is not None:
+        bounds.append(min(timedelta(minutes=min(minutes, 10**8)), _MAX_TTL))
+    period = _SY_PERIODS.get(_text(_get(channel, "sy_updateperiod")).lower())
+    if period is not None:
+        bounds.append(period / (_count(_get(channel, "sy_updatefrequency")) or 1))
+    return max(bounds, default=None)
+
+
+def _count(value: object) -> int | None:
+    """A positive whole number (past 12 digits, just a very large one), or None."""
+    text = _text(value)
+    if not text.isascii() or not text.isdigit():
+        return None
+    digits = text.lstrip("0")
+    return int(digits[:12]) if digits else None
 
 
 def _entry(raw: Mapping[str, Any]) -> ParsedEntry:

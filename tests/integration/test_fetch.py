@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import base64
+import http.client
 import ipaddress
 import os
 import threading
 import time
 import zlib
 from collections.abc import Iterator
+from dataclasses import replace
 from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 from tests.support.feed_server import FeedServer, running_feed_server
-from watcher.fetch import ACCEPT, ACCEPT_ENCODING, Fetcher, _Inflater, address_refusal
+from watcher.fetch import (
+    ACCEPT,
+    ACCEPT_ENCODING,
+    GONE,
+    Fetcher,
+    _Inflater,
+    address_refusal,
+    settings_problem,
+)
 from watcher.models import USER_AGENT, FetchRequest, FetchSettings
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
@@ -488,3 +501,293 @@ def test_bad_file_urls(fetcher: Fetcher, url: str, error: str) -> None:
 
 def test_a_directory_is_not_a_feed(tmp_path: Path, fetcher: Fetcher) -> None:
     assert fetcher.fetch(FetchRequest(tmp_path.as_uri())).error == f"not a regular file: {tmp_path}"
+
+
+# --- politeness: 429, 410 ---
+
+
+def test_429_keeps_retry_after(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.fail("/feed.xml", 429, headers={"Retry-After": "Wed, 21 Oct 2037 07:28:00 GMT"})
+
+    result = fetcher.fetch(get(feed_server.url("/feed.xml")))
+
+    assert (result.status, result.error) == (429, "HTTP 429 Too Many Requests")
+    assert result.headers["retry-after"] == "Wed, 21 Oct 2037 07:28:00 GMT"
+
+
+def test_410_says_the_feed_is_gone(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.fail("/feed.xml", 410)
+
+    result = fetcher.fetch(get(feed_server.url("/feed.xml")))
+
+    assert (result.status, result.error) == (410, GONE)
+    assert GONE == "gone (HTTP 410): the feed was removed"
+    assert not result.ok
+
+
+def test_410_after_a_permanent_redirect(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.redirect("/old.xml", "/new.xml", 301)
+    feed_server.fail("/new.xml", 410)
+
+    result = fetcher.fetch(get(feed_server.url("/old.xml")))
+
+    assert (result.status, result.error) == (410, GONE)
+    assert result.final_url == feed_server.url("/new.xml")
+
+
+# --- proxies ---
+
+
+class ForwardProxy:
+    """A forward proxy for plain http on 127.0.0.1: absolute-form request lines in, and
+    the request passed on to the origin named in them."""
+
+    def __init__(self) -> None:
+        self.targets: list[str] = []  # the request targets as received
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                proxy.targets.append(self.path)
+                parts = urlsplit(self.path)
+                headers = {
+                    name: value
+                    for name, value in self.headers.items()
+                    if name.lower() not in ("proxy-connection", "connection", "keep-alive")
+                }
+                upstream = http.client.HTTPConnection(parts.netloc, timeout=5)
+                try:
+                    path = parts.path + (f"?{parts.query}" if parts.query else "")
+                    upstream.request("GET", path, headers=headers)
+                    answer = upstream.getresponse()
+                    body = answer.read()
+                finally:
+                    upstream.close()
+                self.send_response(answer.status)
+                for name, value in answer.getheaders():
+                    if name.lower() not in ("connection", "transfer-encoding", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = False
+        self._httpd.block_on_close = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def forward_proxy() -> Iterator[ForwardProxy]:
+    proxy = ForwardProxy()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+def proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment without proxy settings, for the test to add its own."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def via(proxy: str | None, **overrides: object) -> FetchSettings:
+    return replace(local(), proxy=proxy, **overrides)  # type: ignore[arg-type]
+
+
+def test_an_explicit_proxy_carries_the_request(
+    feed_server: FeedServer, fetcher: Fetcher, forward_proxy: ForwardProxy
+) -> None:
+    feed_server.serve("/feed.xml", FEED)
+    url = feed_server.url("/feed.xml")
+
+    result = fetcher.fetch(FetchRequest(url, via(forward_proxy.url)))
+
+    assert (result.status, result.body, result.error) == (200, FEED, None)
+    assert forward_proxy.targets == [url]  # absolute form: the proxy was asked for the URL
+    [sent] = feed_server.requests_for("/feed.xml")
+    assert sent.headers["user-agent"] == USER_AGENT
+
+
+def test_env_proxy_follows_http_proxy_and_no_proxy(
+    feed_server: FeedServer,
+    fetcher: Fetcher,
+    forward_proxy: ForwardProxy,
+    proxy_env: pytest.MonkeyPatch,
+) -> None:
+    feed_server.serve("/feed.xml", FEED)
+    url = feed_server.url("/feed.xml")
+    proxy_env.setenv("HTTP_PROXY", forward_proxy.url)
+
+    proxied = fetcher.fetch(FetchRequest(url, via("env")))
+    ignored = fetcher.fetch(FetchRequest(url, via(None)))  # no proxy unless the feed says so
+    proxy_env.setenv("NO_PROXY", "example.org, 127.0.0.0/8")
+    bypassed = fetcher.fetch(FetchRequest(url, via("env")))
+
+    assert (proxied.ok, ignored.ok, bypassed.ok) == (True, True, True)
+    assert forward_proxy.targets == [url]
+    assert len(feed_server.requests_for("/feed.xml")) == 3
+
+
+def test_env_proxy_without_proxy_variables_goes_direct(
+    feed_server: FeedServer, fetcher: Fetcher, proxy_env: pytest.MonkeyPatch
+) -> None:
+    feed_server.serve("/feed.xml", FEED)
+
+    assert fetcher.fetch(FetchRequest(feed_server.url("/feed.xml"), via("env"))).ok
+
+
+def test_the_address_check_still_applies_behind_a_proxy(
+    feed_server: FeedServer, fetcher: Fetcher, forward_proxy: ForwardProxy
+) -> None:
+    feed_server.serve("/feed.xml", FEED)
+    settings = FetchSettings(proxy=forward_proxy.url)  # private networks not allowed
+
+    result = fetcher.fetch(FetchRequest(feed_server.url("/feed.xml"), settings))
+
+    assert result.error == f"refused: 127.0.0.1 is a private address ({HINT})"
+    assert forward_proxy.targets == []
+
+
+def test_a_dead_proxy_is_named_without_its_password(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    with FeedServer() as gone:
+        port = gone.base_url.rsplit(":", 1)[1]
+    url = feed_server.url("/feed.xml")
+
+    result = fetcher.fetch(FetchRequest(url, via(f"http://user:secret@127.0.0.1:{port}")))
+
+    assert result.status is None
+    assert result.error is not None
+    assert result.error.startswith(f"cannot connect to {url} via proxy http://***@127.0.0.1:")
+    assert "secret" not in result.error
+
+
+@pytest.mark.parametrize(
+    ("settings", "problem"),
+    [
+        (FetchSettings(proxy="socks5://127.0.0.1:1080"), "unsupported proxy socks5://"),
+        (FetchSettings(proxy="ftp://u:pw@proxy"), "unsupported proxy ftp://***@proxy"),
+        (FetchSettings(headers=(("Bad Name", "x"),)), "invalid header name 'Bad Name'"),
+        (FetchSettings(headers=(("X-A", "a\r\nX-B: b"),)), "header X-A: line breaks"),
+        (FetchSettings(headers=(("Accept-Encoding", "br"),)), "header Accept-Encoding is set"),
+        (FetchSettings(headers=(("Host", "evil"),)), "header Host is set by watcher"),
+        (FetchSettings(auth=("a:b", "pw")), "basic auth: the user name cannot contain ':'"),
+        (
+            FetchSettings(auth=("a", "pw"), headers=(("authorization", "Bearer t"),)),
+            "basic auth and an Authorization header cannot both be set",
+        ),
+        (FetchSettings(proxy="env", headers=(("X-Key", "v"),), auth=("a", "b")), None),
+    ],
+)
+def test_settings_problems(settings: FetchSettings, problem: str | None) -> None:
+    found = settings_problem(settings)
+
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found.startswith(problem)
+        assert "pw" not in found
+
+
+def test_bad_settings_are_an_error_without_a_request(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    feed_server.serve("/feed.xml", FEED)
+    settings = via(None, headers=(("Host", "evil"),))
+
+    result = fetcher.fetch(FetchRequest(feed_server.url("/feed.xml"), settings))
+
+    assert result.error == "header Host is set by watcher and cannot be configured"
+    assert feed_server.requests == []
+
+
+def test_settings_keep_secrets_out_of_their_repr() -> None:
+    settings = FetchSettings(
+        proxy="http://u:proxy-pw@p:3128", headers=(("X-Key", "k3y"),), auth=("u", "pw")
+    )
+
+    assert "pw" not in repr(settings)
+    assert "k3y" not in repr(settings)
+
+
+# --- per-feed headers and basic auth ---
+
+BASIC = "Basic " + base64.b64encode(b"reader:s3cret").decode()
+
+
+def test_feed_headers_and_basic_auth_are_sent(feed_server: FeedServer, fetcher: Fetcher) -> None:
+    feed_server.serve("/feed.xml", FEED)
+    settings = via(
+        None, headers=(("X-Api-Key", "k1"), ("User-Agent", "custom/1")), auth=("reader", "s3cret")
+    )
+
+    assert fetcher.fetch(FetchRequest(feed_server.url("/feed.xml"), settings)).ok
+
+    [sent] = feed_server.requests_for("/feed.xml")
+    assert sent.headers["x-api-key"] == "k1"
+    assert sent.headers["user-agent"] == "custom/1"
+    assert sent.headers["authorization"] == BASIC
+    assert sent.headers["accept-encoding"] == ACCEPT_ENCODING
+
+
+def test_credentials_follow_a_redirect_on_the_same_host_only(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    feed_server.redirect("/a", "/b", 302)  # same host
+    other_host = feed_server.url("/c").replace("://127.0.0.1:", "://localhost:")
+    feed_server.redirect("/b", other_host, 302)
+    feed_server.serve("/c", FEED)
+    settings = via(
+        None, headers=(("X-Api-Key", "k1"), ("Cookie", "s=1")), auth=("reader", "s3cret")
+    )
+
+    assert fetcher.fetch(FetchRequest(feed_server.url("/a"), settings)).ok
+
+    a, b, c = feed_server.requests
+    assert [r.headers["host"].split(":")[0] for r in (a, b, c)] == [
+        "127.0.0.1",
+        "127.0.0.1",
+        "localhost",
+    ]
+    for same_host in (a, b):
+        assert same_host.headers["authorization"] == BASIC
+        assert same_host.headers["cookie"] == "s=1"
+    assert "authorization" not in c.headers
+    assert "cookie" not in c.headers
+    assert c.headers["x-api-key"] == "k1"  # not a credential header: it goes along
+
+
+def test_credentials_do_not_follow_to_another_port(
+    feed_server: FeedServer, fetcher: Fetcher
+) -> None:
+    with running_feed_server() as other:
+        other.serve("/feed.xml", FEED)
+        feed_server.redirect("/a", other.url("/feed.xml"), 301)
+        settings = via(None, auth=("reader", "s3cret"))
+
+        assert fetcher.fetch(FetchRequest(feed_server.url("/a"), settings)).ok
+
+        assert feed_server.requests[0].headers["authorization"] == BASIC
+        assert "authorization" not in other.requests[0].headers

@@ -5,6 +5,12 @@ Every request is recorded. Besides plain answers a route can be conditional (ETa
 Last-Modified -> 304), gzip-compressed, chunked without a Content-Length, slow to answer,
 or slow to send (a drip); failures and redirects are routes too.
 
+A route can also wait behind a named gate until the test opens it. The server counts the
+requests it holds (received, not yet answered) per Host and overall, remembers the peaks,
+and notices a client that hangs up while held: tests wait for these with bounded timeouts
+instead of sleeping. Every held request is answered before its count drops, never after,
+so a peak never exceeds what the client really had in flight.
+
     with running_feed_server() as server:
         server.serve("/feed.xml", b"<rss .../>", etag='"v1"')
         fetch(server.url("/feed.xml"))
@@ -16,8 +22,10 @@ tests/conftest.py (in a test module it fails once another module has imported th
 from __future__ import annotations
 
 import gzip as gzip_module
+import select
+import socket
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -50,6 +58,7 @@ class _Content:
     delay: float = 0.0
     drip: float | None = None
     drip_size: int = 1
+    gate: str | None = None
 
 
 @dataclass(slots=True)
@@ -73,6 +82,11 @@ class FeedServer:
         self._routes: dict[str, _Content | _Redirect] = {}
         self._failures: dict[str, _Failure] = {}
         self._requests: list[RecordedRequest] = []
+        self._changed = threading.Condition(self._lock)
+        self._held: dict[str, int] = {}  # by Host (no port); "" counts every host
+        self._peaks: dict[str, int] = {}
+        self._gates: dict[str, threading.Event] = {}
+        self._abandoned: list[str] = []
         self._closing = threading.Event()
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.feed_server = self
@@ -104,12 +118,14 @@ class FeedServer:
         delay: float = 0.0,
         drip: float | None = None,
         drip_size: int = 1,
+        gate: str | None = None,
     ) -> None:
         """Answer ``path`` with ``body`` from now on (replacing whatever was there).
 
         gzip: compress when the client accepts gzip. chunked: no Content-Length, the body
         goes out in chunks. delay: seconds to wait before answering at all. drip: seconds
-        to wait between pieces of ``drip_size`` bytes of the body.
+        to wait between pieces of ``drip_size`` bytes of the body. gate: hold each request
+        until ``open_gate(gate)`` (or until the client hangs up, or the server closes).
         """
         content = _Content(
             body=body,
@@ -123,6 +139,7 @@ class FeedServer:
             delay=delay,
             drip=drip,
             drip_size=max(1, drip_size),
+            gate=gate,
         )
         with self._lock:
             self._routes[path] = content
@@ -154,6 +171,32 @@ class FeedServer:
     def requests_for(self, path: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path == path or urlsplit(r.path).path == path]
 
+    def open_gate(self, name: str) -> None:
+        """Let the requests held at ``name`` (and every later one) through."""
+        self._gate(name).set()
+
+    def peak(self, host: str | None = None) -> int:
+        """The most requests held at once for ``host`` (None: all hosts together)."""
+        with self._lock:
+            return self._peaks.get(_host_key(host), 0)
+
+    @property
+    def abandoned(self) -> list[str]:
+        """Paths of held requests whose client hung up."""
+        with self._lock:
+            return list(self._abandoned)
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
+        return self._wait_for(lambda: len(self._requests) >= count, timeout)
+
+    def wait_for_held(self, count: int, host: str | None = None, timeout: float = 5.0) -> bool:
+        """Until ``count`` requests for ``host`` (None: any) are held at the same time."""
+        key = _host_key(host)
+        return self._wait_for(lambda: self._held.get(key, 0) >= count, timeout)
+
+    def wait_for_abandoned(self, count: int, timeout: float = 5.0) -> bool:
+        return self._wait_for(lambda: len(self._abandoned) >= count, timeout)
+
     def close(self) -> None:
         """Stop serving, interrupt drips and delays, and wait for every handler thread."""
         if self._closing.is_set():
@@ -174,6 +217,33 @@ class FeedServer:
     def _record(self, request: RecordedRequest) -> None:
         with self._lock:
             self._requests.append(request)
+            self._changed.notify_all()
+
+    def _wait_for(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        with self._lock:
+            return self._changed.wait_for(predicate, timeout)
+
+    def _gate(self, name: str) -> threading.Event:
+        with self._lock:
+            return self._gates.setdefault(name, threading.Event())
+
+    def _hold(self, host: str) -> None:
+        with self._lock:
+            for key in {"", _host_key(host)}:
+                self._held[key] = self._held.get(key, 0) + 1
+                self._peaks[key] = max(self._peaks.get(key, 0), self._held[key])
+            self._changed.notify_all()
+
+    def _release(self, host: str) -> None:
+        with self._lock:
+            for key in {"", _host_key(host)}:
+                self._held[key] -= 1
+            self._changed.notify_all()
+
+    def _abandon(self, path: str) -> None:
+        with self._lock:
+            self._abandoned.append(path)
+            self._changed.notify_all()
 
     def _route(self, target: str) -> _Content | _Redirect | _Failure | None:
         with self._lock:
@@ -217,8 +287,50 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, *, send_body: bool) -> None:
         owner = self.server.feed_server
         headers = {name.lower(): value for name, value in self.headers.items()}
-        owner._record(RecordedRequest(self.command, self.path, headers))
-        route = owner._route(self.path)
+        host = headers.get("host", "")
+        owner._hold(host)
+        released = False
+        try:
+            owner._record(RecordedRequest(self.command, self.path, headers))
+            route = owner._route(self.path)
+            if isinstance(route, _Content) and not self._wait(owner, route):
+                return
+            owner._release(host)  # before a byte of the answer goes out
+            released = True
+            self._respond(owner, route, headers, send_body=send_body)
+        finally:
+            if not released:
+                owner._release(host)
+
+    def _wait(self, owner: FeedServer, route: _Content) -> bool:
+        """Hold the request at its gate, then for its delay; False: do not answer."""
+        if route.gate is not None:
+            gate = owner._gate(route.gate)
+            while not gate.wait(0.01):
+                if owner._closing.is_set():
+                    return False
+                if self._client_gone():
+                    owner._abandon(urlsplit(self.path).path)
+                    return False
+        return not route.delay or owner._wait(route.delay)
+
+    def _client_gone(self) -> bool:
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return bool(self.connection.recv(1, socket.MSG_PEEK) == b"")
+        except OSError:
+            return True
+
+    def _respond(
+        self,
+        owner: FeedServer,
+        route: _Content | _Redirect | _Failure | None,
+        headers: Mapping[str, str],
+        *,
+        send_body: bool,
+    ) -> None:
         try:
             if route is None:
                 self._plain(404, b"not found\n", {})
@@ -250,8 +362,6 @@ class _Handler(BaseHTTPRequestHandler):
         *,
         send_body: bool,
     ) -> None:
-        if route.delay and not owner._wait(route.delay):
-            return
         validators = {}
         if route.etag is not None:
             validators["ETag"] = route.etag
@@ -290,6 +400,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         if route.chunked:
             self.wfile.write(b"0\r\n\r\n")
+
+
+def _host_key(host: str | None) -> str:
+    """A Host header (or a host name) without its port, in lower case; None: every host."""
+    if not host:
+        return ""
+    if host.startswith("["):
+        return host[1 : host.find("]")].lower()
+    return host.rsplit(":", 1)[0].lower() if host.count(":") == 1 else host.lower()
 
 
 def _pieces(body: bytes, route: _Content) -> Iterator[bytes]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -216,3 +216,219 @@ def test_several_content_values_are_joined_without_the_summary() -> None:
     entry = parse_feed(body).entries[0]
 
     assert (entry.summary, entry.content) == ("short", "first\nsecond")
+
+
+# --- character encodings: the document's bytes decide when the labels disagree ---
+
+CAFE_TITLE = "Les nouvelles du café"
+CAFE_ENTRY = "Élections à Genève : « débat » houleux"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        {},
+        {"last-modified": "Tue, 25 Nov 2025 10:00:00 GMT"},  # as a file: fetch gives it
+        {"content-type": "application/rss+xml"},
+        {"content-type": "text/xml"},  # us-ascii by RFC 3023
+        {"content-type": "application/rss+xml; charset=utf-8"},  # disagrees
+        {"content-type": "text/xml; charset=windows-1251"},  # disagrees, also legacy
+        {"content-type": "application/xml; charset=latin1"},
+    ],
+)
+def test_iso_8859_1_feed(headers: dict[str, str] | None) -> None:
+    feed = parse_feed(data("iso-8859-1.xml"), headers)
+
+    assert feed.error is None
+    assert feed.title == CAFE_TITLE
+    [entry] = feed.entries
+    assert entry.title == CAFE_ENTRY
+    assert entry.summary == "Déjà vu, naïveté, façade."
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        {"content-type": "application/rss+xml"},
+        {"content-type": "text/xml; charset=iso-8859-1"},
+    ],
+)
+def test_latin_1_without_a_declaration_or_with_only_the_http_charset(
+    headers: dict[str, str] | None,
+) -> None:
+    body = data("iso-8859-1.xml").split(b"\n", 1)[1]  # no XML declaration
+
+    feed = parse_feed(body, headers)
+
+    assert (feed.title, feed.entries[0].title) == (CAFE_TITLE, CAFE_ENTRY)
+
+
+def test_an_iso_8859_1_label_means_windows_1252_as_in_browsers() -> None:
+    body = b'<?xml version="1.0" encoding="iso-8859-1"?><rss version="2.0"><channel>'
+    body += b"<title>\x93Quoted\x94 \x96 caf\xe9</title></channel></rss>"
+
+    assert parse_feed(body).title == "\u201cQuoted\u201d \u2013 café"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        {"content-type": "application/rss+xml; charset=utf-8"},
+        {"content-type": "text/xml; charset=iso-8859-1"},
+        {"content-type": "text/xml"},
+    ],
+)
+def test_utf_16_with_a_byte_order_mark(headers: dict[str, str] | None) -> None:
+    feed = parse_feed(data("utf-16le-bom.xml"), headers)
+
+    assert feed.error is None
+    assert feed.title == "Мир и café — 世界"
+    [entry] = feed.entries
+    assert entry.title == "Путин, Zelenskyy, 東京"
+    assert entry.summary == "Ünïcödé everywhere."
+
+
+@pytest.mark.parametrize(
+    "encoding", ["utf-16-be", "utf-16-le", "utf-32-le", "utf-32-be", "utf-8-sig"]
+)
+def test_other_unicode_forms(encoding: str) -> None:
+    text = '<?xml version="1.0" encoding="%s"?><rss version="2.0"><channel><title>Мир</title>'
+    text = text % encoding.removesuffix("-sig") + "</channel></rss>"
+    body = text.encode(encoding)
+    if encoding.startswith("utf-16") or encoding.startswith("utf-32"):
+        body = ("\ufeff" + text).encode(encoding)
+
+    feed = parse_feed(body, {"content-type": "application/xml; charset=windows-1251"})
+
+    assert (feed.title, feed.error) == ("Мир", None)
+
+
+def test_utf_16_without_a_byte_order_mark() -> None:
+    body = data("utf-16le-bom.xml")[2:]
+
+    assert parse_feed(body).title == "Мир и café — 世界"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        None,
+        {"content-type": "text/xml; charset=iso-8859-1"},  # a server default, wrong
+        {"content-type": "application/rss+xml; charset=windows-1251"},
+        {"last-modified": "Tue, 25 Nov 2025 10:00:00 GMT"},
+    ],
+)
+def test_utf_8_wins_over_a_wrong_label(headers: dict[str, str] | None) -> None:
+    body = '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel>'
+    body += "<title>Café Путин</title></channel></rss>"
+
+    assert parse_feed(body.encode(), headers).title == "Café Путин"
+    assert parse_feed(body.split("?>", 1)[1].encode(), headers).title == "Café Путин"
+
+
+def test_the_declaration_wins_over_another_legacy_http_charset() -> None:
+    feed = parse_feed(
+        data("windows-1251.xml"), {"content-type": "application/rss+xml; charset=iso-8859-1"}
+    )
+
+    assert feed.title == "Новости мира"
+
+
+def test_the_http_charset_when_the_document_declares_nothing() -> None:
+    body = data("windows-1251.xml").split(b"\n", 1)[1]
+
+    feed = parse_feed(body, {"content-type": "text/xml; charset=windows-1251"})
+
+    assert feed.title == "Новости мира"
+
+
+@pytest.mark.parametrize("label", ["rot13", "utf-7", "no-such-charset", "unicode_escape"])
+def test_labels_that_are_not_charsets_are_ignored(label: str) -> None:
+    body = f'<?xml version="1.0" encoding="{label}"?><rss version="2.0"><channel>'
+    body_bytes = body.encode() + b"<title>caf\xe9 \\u0041</title></channel></rss>"
+
+    feed = parse_feed(body_bytes, {"content-type": f"text/xml; charset={label}"})
+
+    assert feed.title == "café \\u0041"
+
+
+def test_an_xml_stylesheet_instruction_is_not_taken_for_the_declaration() -> None:
+    body = '<?xml-stylesheet href="s.xsl"?><rss version="2.0"><channel><title>Café</title>'
+    body += "</channel></rss>"
+
+    assert parse_feed(body.encode()).title == "Café"
+
+
+# --- how long the feed says it stays unchanged ---
+
+SY = 'xmlns:sy="http://purl.org/rss/1.0/modules/syndication/"'
+
+
+def rss_channel(inside: str) -> bytes:
+    return f'<rss version="2.0" {SY}><channel><title>T</title>{inside}</channel></rss>'.encode()
+
+
+@pytest.mark.parametrize(
+    ("inside", "ttl"),
+    [
+        ("<ttl>60</ttl>", timedelta(minutes=60)),
+        (" <ttl> 15 </ttl> ", timedelta(minutes=15)),
+        ("<sy:updatePeriod>hourly</sy:updatePeriod>", timedelta(hours=1)),
+        (
+            "<sy:updatePeriod>hourly</sy:updatePeriod><sy:updateFrequency>2</sy:updateFrequency>",
+            timedelta(minutes=30),
+        ),
+        (
+            "<sy:updatePeriod>Daily</sy:updatePeriod><sy:updateFrequency>4</sy:updateFrequency>",
+            timedelta(hours=6),
+        ),
+        ("<sy:updatePeriod>weekly</sy:updatePeriod>", timedelta(weeks=1)),
+        ("<sy:updatePeriod>monthly</sy:updatePeriod>", timedelta(days=30)),
+        ("<sy:updatePeriod>yearly</sy:updatePeriod>", timedelta(days=365)),
+        # Both: the larger lower bound.
+        ("<ttl>60</ttl><sy:updatePeriod>daily</sy:updatePeriod>", timedelta(days=1)),
+        (
+            "<ttl>90</ttl><sy:updatePeriod>hourly</sy:updatePeriod>"
+            "<sy:updateFrequency>2</sy:updateFrequency>",
+            timedelta(minutes=90),
+        ),
+        ("<ttl>99999999999999999999</ttl>", timedelta(days=365)),
+        ("<ttl>00000000000000000030</ttl>", timedelta(minutes=30)),
+        ("", None),
+        ("<ttl>0</ttl>", None),
+        ("<ttl>-5</ttl>", None),
+        ("<ttl>soon</ttl>", None),
+        ("<ttl>١٥</ttl>", None),  # digits, but not ASCII ones
+        ("<sy:updatePeriod>fortnightly</sy:updatePeriod>", None),
+        (
+            "<sy:updatePeriod>hourly</sy:updatePeriod><sy:updateFrequency>0</sy:updateFrequency>",
+            timedelta(hours=1),
+        ),
+        (
+            "<sy:updatePeriod>hourly</sy:updatePeriod><sy:updateFrequency>x</sy:updateFrequency>",
+            timedelta(hours=1),
+        ),
+    ],
+)
+def test_ttl(inside: str, ttl: timedelta | None) -> None:
+    feed = parse_feed(rss_channel(inside))
+
+    assert feed.error is None
+    assert feed.ttl == ttl
+
+
+def test_ttl_in_rss_1_0() -> None:
+    body = f"""<rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+      xmlns="http://purl.org/rss/1.0/" {SY}>
+      <channel rdf:about="https://x.example/"><title>T</title>
+        <sy:updatePeriod>hourly</sy:updatePeriod><sy:updateFrequency>4</sy:updateFrequency>
+      </channel></rdf:RDF>"""
+
+    assert parse_feed(body.encode()).ttl == timedelta(minutes=15)
+
+
+def test_no_ttl_in_the_test_feeds() -> None:
+    assert {parse_feed(data(name)).ttl for name in ("rss2.xml", "atom.xml", "rss1.rdf")} == {None}

@@ -1,0 +1,117 @@
+"""ParsePool with real worker processes: parsing, inline small bodies, dead workers."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
+
+from watcher.models import ParsedFeed
+from watcher.parse import parse_feed
+from watcher.parse_pool import CRASHED, ParsePool
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+def rigged_parser(body: bytes, headers: Mapping[str, str] | None) -> ParsedFeed:
+    """parse_feed, except for a few bodies that make the worker misbehave on cue."""
+    if body == b"pid":
+        return ParsedFeed(title=str(os.getpid()), link=None, entries=())
+    if body == b"block":
+        threading.Event().wait()  # until the test kills this process
+    if body == b"crash":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if body == b"raise":
+        raise ValueError("the parser broke")
+    return parse_feed(body, headers)
+
+
+@pytest.fixture
+def pool() -> Iterator[ParsePool]:
+    with ParsePool(workers=1, inline_below=0, parser=rigged_parser) as pool:
+        yield pool
+
+
+def test_a_worker_parses_like_parse_feed() -> None:
+    body = (DATA / "rss2.xml").read_bytes()
+    headers = {"Content-Type": "application/rss+xml; charset=utf-8"}
+
+    with ParsePool(workers=2, inline_below=0) as pool:
+        futures = [pool.submit(body, headers) for _ in range(4)]
+        parsed = [future.result(timeout=60) for future in futures]
+
+    assert parsed == [parse_feed(body, headers)] * 4
+    assert len(parsed[0].entries) == 3
+
+
+def test_small_bodies_are_parsed_in_the_calling_process() -> None:
+    with ParsePool(workers=1, inline_below=16, parser=rigged_parser) as pool:
+        inline = pool.parse(b"pid")
+        windows = (DATA / "windows-1251.xml").read_bytes()  # larger than 16 bytes
+        in_a_worker = pool.parse(windows)
+
+    assert inline.title == str(os.getpid())
+    assert in_a_worker.title == "Новости мира"
+
+
+def test_the_parser_runs_in_another_process(pool: ParsePool) -> None:
+    assert pool.parse(b"pid").title != str(os.getpid())
+
+
+def test_a_parsed_feed_survives_pickling() -> None:
+    feed = parse_feed((DATA / "atom.xml").read_bytes())
+
+    assert pickle.loads(pickle.dumps(feed)) == feed
+
+
+def test_a_worker_that_dies_gives_an_error_and_a_new_pool(pool: ParsePool) -> None:
+    first_worker = pool.parse(b"pid").title
+
+    crashed = pool.parse(b"crash")
+    after = pool.parse((DATA / "rss1.rdf").read_bytes())
+
+    assert (crashed.entries, crashed.error) == ((), CRASHED)
+    assert after.error is None
+    assert after.title == "Old School News"
+    assert pool.parse(b"pid").title != first_worker
+
+
+def test_a_worker_killed_mid_parse(pool: ParsePool) -> None:
+    worker = int(pool.parse(b"pid").title)
+    blocked = pool.submit(b"block")
+    queued = pool.submit((DATA / "rss2.xml").read_bytes())  # behind it: lost with the pool
+
+    os.kill(worker, signal.SIGKILL)
+
+    assert blocked.result(timeout=60).error == CRASHED
+    assert queued.result(timeout=60).error == CRASHED
+    assert pool.parse((DATA / "rss2.xml").read_bytes()).title == "World Wire"
+
+
+def test_other_parser_errors_are_the_futures_exception(pool: ParsePool) -> None:
+    with pytest.raises(ValueError, match="the parser broke"):
+        pool.parse(b"raise")
+    assert pool.parse((DATA / "atom.xml").read_bytes()).title == "Science & Space"
+
+
+def test_closed_pool() -> None:
+    before = set(threading.enumerate())
+    pool = ParsePool(workers=1, inline_below=0)
+    assert pool.parse((DATA / "atom.xml").read_bytes()).error is None
+
+    pool.close()
+    pool.close()
+
+    with pytest.raises(RuntimeError, match="closed"):
+        pool.submit((DATA / "atom.xml").read_bytes())
+    assert set(threading.enumerate()) <= before
+
+
+def test_fork_is_refused() -> None:
+    with pytest.raises(ValueError, match="fork is not safe"):
+        ParsePool(start_method="fork")
