@@ -22,7 +22,7 @@ from watcher.config import Config, load_config
 from watcher.logs import set_secrets, setup_logging
 from watcher.models import AlertState
 from watcher.service import Watcher, run_daemon, utc_now
-from watcher.status_report import gather, print_report
+from watcher.status_report import gather, print_report, trouble_first
 
 
 class LogFormatChoice(enum.StrEnum):
@@ -102,13 +102,14 @@ def check(config: ConfigOption = None) -> None:
 def feeds_list(config: ConfigOption = None) -> None:
     """Each feed with its last status, last success, errors and next check."""
     with open_store_of(config) as store:
-        feeds = sorted(store.feeds(), key=lambda feed: (feed.error_count == 0, feed.name))
+        feeds = sorted(store.feeds(), key=trouble_first)
         typer.echo(f"{'FEED':30} {'STATUS':7} {'LAST OK':19} {'ERRORS':6} {'NEXT CHECK':19} ERROR")
         for feed in feeds:
             status = str(feed.last_status) if feed.last_status is not None else "-"
+            next_check = "disabled" if feed.disabled_reason else when(feed.next_check_at)
             typer.echo(
                 f"{feed.name[:30]:30} {status:7} {when(feed.last_success_at):19} "
-                f"{feed.error_count:<6} {when(feed.next_check_at):19} {feed.last_error or ''}"
+                f"{feed.error_count:<6} {next_check:19} {feed.last_error or ''}"
             )
 
 

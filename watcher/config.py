@@ -15,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from watcher.errors import ConfigError, Location, RuleSyntaxError
+from watcher.fetch import settings_problem as fetch_settings_problem
 from watcher.models import FeedConfig, FetchSettings, Rule
 from watcher.notify import check_target_url
 from watcher.rules.query import parse_query
@@ -33,9 +34,14 @@ _CONFIG_KEYS = frozenset(
 )
 _METRICS_KEYS = frozenset({"listen"})
 _INCLUDED_CONFIG_KEYS = frozenset({"feeds"})
-_DEFAULTS_KEYS = frozenset({"interval", "tick"})
-_FETCH_KEYS = frozenset({"timeout", "max_bytes", "allow_private_networks", "max_redirects"})
-_FEED_KEYS = frozenset({"name", "url", "interval", "tags", "fetch"})
+_SCHEDULE_KEYS = frozenset({"interval", "adaptive", "min_interval", "max_interval"})
+_DEFAULTS_KEYS = _SCHEDULE_KEYS | {"tick"}
+_FETCH_KEYS = frozenset(
+    {"timeout", "max_bytes", "allow_private_networks", "max_redirects", "proxy", "headers", "auth"}
+)
+_GLOBAL_FETCH_KEYS = _FETCH_KEYS | {"max_in_flight", "max_per_host"}
+_AUTH_KEYS = frozenset({"user", "password"})
+_FEED_KEYS = _SCHEDULE_KEYS | {"name", "url", "tags", "fetch"}
 _DELIVERY_KEYS = frozenset({"max_attempts", "retry", "max_retry"})
 _RULES_FILE_KEYS = frozenset({"include", "entities", "rules"})
 _RULE_KEYS = frozenset({"name", "match", "notify", "feeds", "digest"})
@@ -46,6 +52,20 @@ class DeliverySettings:
     max_attempts: int = 10  # then the alert is dead (visible, retryable by hand)
     retry: timedelta = timedelta(minutes=1)  # first retry delay; doubles each attempt
     max_retry: timedelta = timedelta(hours=6)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchLimits:
+    max_in_flight: int = 32  # fetches at once, over all hosts
+    max_per_host: int = 2  # fetches at once to one host: be polite
+
+
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    interval: timedelta = DEFAULT_INTERVAL
+    adaptive: bool = False
+    min_interval: timedelta | None = None  # None: min(interval, 5m)
+    max_interval: timedelta | None = None  # None: max(interval, 6h)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +90,7 @@ class Config:
     warnings: tuple[str, ...] = ()
     rules_path: Path | None = None  # the rules file or folder (it may not exist yet)
     metrics_listen: tuple[str, int] | None = None  # serve /metrics and /healthz here
+    fetch_limits: FetchLimits = field(default_factory=FetchLimits)
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -106,12 +127,20 @@ def load_config(path: Path | str, *, with_rules: bool = True) -> Config:
 
     store_url = _store_url(top["store"], base) if "store" in top else _default_store(base)
     defaults = top["defaults"].items("defaults", _DEFAULTS_KEYS) if "defaults" in top else {}
-    interval = _duration(defaults["interval"], "interval") if "interval" in defaults else None
+    schedule = _schedule(defaults, _Schedule())
     tick = _duration(defaults["tick"], "tick") if "tick" in defaults else DEFAULT_TICK
-    fetch = _fetch_settings(top.get("fetch"), FetchSettings())
+    fetch_items = top["fetch"].items("fetch", _GLOBAL_FETCH_KEYS) if "fetch" in top else {}
+    fetch = _fetch_settings(fetch_items, FetchSettings())
+    limits = FetchLimits(
+        **{
+            key: fetch_items[key].integer(key, 1)
+            for key in ("max_in_flight", "max_per_host")
+            if key in fetch_items
+        }
+    )
 
     feed_nodes = _feed_nodes(top, path)
-    feeds = _feeds(feed_nodes, interval or DEFAULT_INTERVAL, fetch)
+    feeds = _feeds(feed_nodes, schedule, fetch)
     targets = _targets(top.get("notify"))
     delivery = _delivery(top.get("delivery"))
 
@@ -141,6 +170,7 @@ def load_config(path: Path | str, *, with_rules: bool = True) -> Config:
         warnings=rulebook.warnings,
         rules_path=rules_path,
         metrics_listen=_metrics_listen(top["metrics"]) if "metrics" in top else None,
+        fetch_limits=limits,
     )
 
 
@@ -348,28 +378,57 @@ def _duration(node: YamlNode, what: str) -> timedelta:
     return value
 
 
-def _fetch_settings(node: YamlNode | None, inherited: FetchSettings) -> FetchSettings:
-    if node is None:
-        return inherited
-    items = node.items("fetch", _FETCH_KEYS)
-    timeout = inherited.timeout
+def _fetch_settings(items: Mapping[str, YamlNode], inherited: FetchSettings) -> FetchSettings:
+    changes: dict[str, object] = {}
     if "timeout" in items:
         timeout = _duration(items["timeout"], "timeout").total_seconds()
         if timeout <= 0:
             raise items["timeout"].error("timeout must be more than 0s")
-    max_bytes = inherited.max_bytes
+        changes["timeout"] = timeout
     if "max_bytes" in items:
         try:
-            max_bytes = parse_size(items["max_bytes"].scalar_value())  # type: ignore[arg-type]
+            changes["max_bytes"] = parse_size(items["max_bytes"].scalar_value())  # type: ignore[arg-type]
         except ValueError as exc:
             raise items["max_bytes"].error(f"max_bytes: {exc}") from None
-    allow_private = inherited.allow_private_networks
     if "allow_private_networks" in items:
-        allow_private = items["allow_private_networks"].boolean("allow_private_networks")
-    max_redirects = inherited.max_redirects
+        changes["allow_private_networks"] = items["allow_private_networks"].boolean(
+            "allow_private_networks"
+        )
     if "max_redirects" in items:
-        max_redirects = items["max_redirects"].integer("max_redirects")
-    return FetchSettings(timeout, max_bytes, allow_private, max_redirects)
+        changes["max_redirects"] = items["max_redirects"].integer("max_redirects")
+    if "proxy" in items:
+        changes["proxy"] = items["proxy"].text("proxy", expand_env=True).strip() or None
+    if "headers" in items:
+        changes["headers"] = tuple(
+            (name, value.text(f"header {name}", expand_env=True))
+            for name, value in items["headers"].items("headers").items()
+        )
+    if "auth" in items:
+        auth = items["auth"].items("auth", _AUTH_KEYS)
+        if set(auth) != _AUTH_KEYS:
+            raise items["auth"].error(
+                "auth needs a user and a password", "password: ${FEED_PASSWORD}"
+            )
+        changes["auth"] = (
+            auth["user"].text("user", expand_env=True),
+            auth["password"].text("password", expand_env=True),
+        )
+    settings = dataclasses.replace(inherited, **changes)  # type: ignore[arg-type]
+    problem = fetch_settings_problem(settings)
+    if problem is not None:
+        node = next(iter(items.values()))
+        raise ConfigError(f"fetch settings: {problem}", node.location)
+    return settings
+
+
+def _schedule(items: Mapping[str, YamlNode], inherited: _Schedule) -> _Schedule:
+    changes: dict[str, object] = {}
+    for key in ("interval", "min_interval", "max_interval"):
+        if key in items:
+            changes[key] = _duration(items[key], key)
+    if "adaptive" in items:
+        changes["adaptive"] = items["adaptive"].boolean("adaptive")
+    return dataclasses.replace(inherited, **changes)  # type: ignore[arg-type]
 
 
 def _feed_nodes(top: Mapping[str, YamlNode], config_path: Path) -> list[tuple[YamlNode, Path]]:
@@ -389,7 +448,7 @@ def _elements(node: YamlNode | None, what: str) -> list[YamlNode]:
 
 
 def _feeds(
-    nodes: list[tuple[YamlNode, Path]], interval: timedelta, fetch: FetchSettings
+    nodes: list[tuple[YamlNode, Path]], schedule: _Schedule, fetch: FetchSettings
 ) -> tuple[FeedConfig, ...]:
     feeds: list[FeedConfig] = []
     seen: dict[str, Location] = {}
@@ -408,15 +467,24 @@ def _feeds(
             tag.text("a tag").strip()
             for tag in (items["tags"].string_or_list("tags") if "tags" in items else [])
         )
+        own = _schedule(items, schedule)
+        minimum = own.min_interval or min(own.interval, timedelta(minutes=5))
+        maximum = own.max_interval or max(own.interval, timedelta(hours=6))
+        if own.adaptive and not minimum <= own.interval <= maximum:
+            raise node.error(
+                f"feed {name!r}: interval must lie between min_interval and max_interval"
+            )
+        feed_fetch = items["fetch"].items("fetch", _FETCH_KEYS) if "fetch" in items else {}
         feeds.append(
             FeedConfig(
                 name=name,
                 url=url,
-                interval=_duration(items["interval"], "interval")
-                if "interval" in items
-                else interval,
+                interval=own.interval,
                 tags=tags,
-                fetch=_fetch_settings(items.get("fetch"), fetch),
+                fetch=_fetch_settings(feed_fetch, fetch),
+                adaptive=own.adaptive,
+                min_interval=minimum,
+                max_interval=maximum,
             )
         )
     return tuple(feeds)

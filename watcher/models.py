@@ -34,6 +34,9 @@ class FeedConfig:
     interval: timedelta
     tags: tuple[str, ...] = ()
     fetch: FetchSettings = field(default_factory=FetchSettings)
+    adaptive: bool = False  # poll more or less often with how often the feed publishes
+    min_interval: timedelta = timedelta(minutes=5)  # bounds of the adaptive interval
+    max_interval: timedelta = timedelta(hours=6)
 
 
 @dataclass(frozen=True, slots=True)

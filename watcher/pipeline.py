@@ -7,11 +7,12 @@ new state commit together, so a crash anywhere loses nothing and alerts nothing 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from watcher import identity, timing
 from watcher.models import (
@@ -60,17 +61,50 @@ class PollOutcome:
 
 
 def poll_feed(feed: FeedState, config: FeedConfig, now: datetime, deps: PollDeps) -> PollOutcome:
-    request = FetchRequest(
+    """Fetch, parse and store one feed (the daemon pipelines these steps over many feeds)."""
+    response = deps.fetch(request_for(feed, config))
+    done = triage(feed, config, response, now, deps)
+    if done is not None:
+        return done
+    parsed = deps.parse(response.body, response.headers)
+    return ingest(feed, config, response, parsed=parsed, now=now, deps=deps)
+
+
+def request_for(feed: FeedState, config: FeedConfig) -> FetchRequest:
+    return FetchRequest(
         url=feed.url, settings=config.fetch, etag=feed.etag, last_modified=feed.last_modified
     )
-    response = deps.fetch(request)
+
+
+def triage(
+    feed: FeedState, config: FeedConfig, response: FetchResult, now: datetime, deps: PollDeps
+) -> PollOutcome | None:
+    """Settle a response that needs no parsing (an error, 304, the same body as last time),
+    or return None: the body must be parsed and ingested."""
     if response.error is not None:
         return _record_failure(feed, config, now, deps, error=response.error, response=response)
-    if response.not_modified:
-        _record_success(feed, config, now, deps, response)
+    if response.not_modified or body_hash(response.body) == feed.body_hash:
+        lifetime = timing.cache_lifetime(response.headers, now)
+        server_min = _longest(feed.min_interval, lifetime)
+        with deps.store.transaction() as tx:
+            tx.record_poll(
+                feed.id, _success_update(feed, config, now, deps, response, server_min=server_min)
+            )
         return PollOutcome(feed.name, response.status, not_modified=True)
+    return None
 
-    parsed = deps.parse(response.body, response.headers)
+
+def ingest(
+    feed: FeedState,
+    config: FeedConfig,
+    response: FetchResult,
+    *,
+    parsed: ParsedFeed,
+    now: datetime,
+    deps: PollDeps,
+) -> PollOutcome:
+    """Store a parsed feed's new entries, match them and enqueue their alerts, in one
+    transaction with the feed's new state."""
     if parsed.error is not None and not parsed.entries:
         failed = _record_failure(feed, config, now, deps, error=parsed.error, response=response)
         return dataclasses.replace(failed, parse_error=True)
@@ -78,11 +112,21 @@ def poll_feed(feed: FeedState, config: FeedConfig, now: datetime, deps: PollDeps
         log.info("feed %s is not well-formed (%s); kept its entries", feed.name, parsed.error)
 
     entries = [identity.keyed(entry, feed.name) for entry in parsed.entries]
+    server_min = _longest(parsed.ttl, timing.cache_lifetime(response.headers, now))
     with deps.store.transaction() as tx:
         new = tx.add_entries(feed.id, entries, now)
         matches = [match for entry in new for match in deps.rules.match(entry, config.tags)]
         enqueued = tx.enqueue_alerts(alerts_for(matches, deps.rules.rules, now))
-        tx.record_poll(feed.id, _success_update(config, now, deps, response))
+        update = _success_update(feed, config, now, deps, response, server_min=server_min)
+        tx.record_poll(
+            feed.id,
+            dataclasses.replace(
+                update,
+                body_hash=body_hash(response.body),
+                min_interval=server_min or timedelta(0),
+                new_entries=len(new),
+            ),
+        )
     return PollOutcome(
         feed.name,
         response.status,
@@ -92,6 +136,15 @@ def poll_feed(feed: FeedState, config: FeedConfig, now: datetime, deps: PollDeps
         parse_error=parsed.error is not None,
         matched_rules=tuple(match.rule for match in matches),
     )
+
+
+def body_hash(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def _longest(*delays: timedelta | None) -> timedelta | None:
+    present = [delay for delay in delays if delay]
+    return max(present) if present else None
 
 
 def alerts_for(matches: Iterable[Match], rules: Sequence[Rule], now: datetime) -> list[NewAlert]:
@@ -112,24 +165,41 @@ def alerts_for(matches: Iterable[Match], rules: Sequence[Rule], now: datetime) -
 
 
 def _success_update(
-    config: FeedConfig, now: datetime, deps: PollDeps, response: FetchResult
+    feed: FeedState,
+    config: FeedConfig,
+    now: datetime,
+    deps: PollDeps,
+    response: FetchResult,
+    *,
+    server_min: timedelta | None,
 ) -> FeedUpdate:
     return FeedUpdate(
         checked_at=now,
         next_check_at=timing.next_poll(
-            now=now, interval=config.interval, failures=0, jitter=deps.jitter()
+            now=now,
+            interval=interval_for(feed, config, now),
+            failures=0,
+            server_min=server_min,
+            jitter=deps.jitter(),
         ),
         status=response.status,
         etag=response.etag,
         last_modified=response.last_modified,
+        new_url=response.permanent_redirect,
     )
 
 
-def _record_success(
-    feed: FeedState, config: FeedConfig, now: datetime, deps: PollDeps, response: FetchResult
-) -> None:
-    with deps.store.transaction() as tx:
-        tx.record_poll(feed.id, _success_update(config, now, deps, response))
+def interval_for(feed: FeedState, config: FeedConfig, now: datetime) -> timedelta:
+    """The feed's polling interval: as configured, or adapted to how often it publishes."""
+    if not config.adaptive:
+        return config.interval
+    return timing.adaptive_interval(
+        configured=config.interval,
+        minimum=config.min_interval,
+        maximum=config.max_interval,
+        recent_new_entry_times=feed.recent_new_at,
+        now=now,
+    )
 
 
 def _record_failure(
@@ -149,10 +219,20 @@ def _record_failure(
         server_delay=timing.retry_after(response.headers, now),
         jitter=deps.jitter(),
     )
-    log.warning("feed %s failed: %s (next try %s)", feed.name, error, f"{next_check:%H:%M:%S}")
+    gone = status == 410
+    if gone:
+        log.error("feed %s is gone (HTTP 410): polling stopped until its URL changes", feed.name)
+    else:
+        log.warning("feed %s failed: %s (next try %s)", feed.name, error, f"{next_check:%H:%M:%S}")
     with deps.store.transaction() as tx:
         tx.record_poll(
             feed.id,
-            FeedUpdate(checked_at=now, next_check_at=next_check, status=status, error=error),
+            FeedUpdate(
+                checked_at=now,
+                next_check_at=next_check,
+                status=status,
+                error=error,
+                disable=error if gone else None,
+            ),
         )
     return PollOutcome(feed.name, status, error)

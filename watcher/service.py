@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import signal
 import threading
 import time
@@ -15,14 +16,15 @@ from types import FrameType, TracebackType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from watcher import parse, timing
 from watcher.config import Config, RuleBook
 from watcher.delivery import DeliveryDeps, DeliveryReport, deliver_due
 from watcher.errors import WatcherError
 from watcher.fetch import Fetcher
 from watcher.metrics import Metrics, MetricsServer, tick_health
-from watcher.models import AlertState, FeedState, FeedUpdate
-from watcher.pipeline import PollDeps, PollOutcome, poll_feed
+from watcher.models import AlertState
+from watcher.parse_pool import ParsePool
+from watcher.pipeline import PollDeps, PollOutcome
+from watcher.poller import PollerEdges, poll_feeds
 from watcher.reload import rules_fingerprint
 from watcher.rules.matcher import RuleSet
 from watcher.store import Store, open_store
@@ -30,6 +32,7 @@ from watcher.systemd import Heartbeat, notify
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
+PARSE_WINDOW = 8  # parsed feeds waiting to be stored; bounds memory, keeps both cores busy
 
 
 def utc_now() -> datetime:
@@ -54,10 +57,16 @@ class Watcher:
     """One instance of the service: poll due feeds, then deliver due alerts."""
 
     def __init__(
-        self, config: Config, *, clock: Clock = utc_now, fetcher: Fetcher | None = None
+        self,
+        config: Config,
+        *,
+        clock: Clock = utc_now,
+        fetcher: Fetcher | None = None,
+        jitter: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
         self.clock = clock
+        self.jitter = jitter
         self.stop_event = threading.Event()
         self.reload_requested = threading.Event()
         self.rulebook: RuleBook = config.rulebook
@@ -70,7 +79,11 @@ class Watcher:
         except BaseException:
             self.store.close()
             raise
-        self.fetcher = fetcher or Fetcher()
+        limits = config.fetch_limits
+        self.fetcher = fetcher or Fetcher(
+            max_in_flight=limits.max_in_flight, max_per_host=limits.max_per_host
+        )
+        self.parser = ParsePool()
         self._feed_configs = {feed.name: feed for feed in config.feeds}
         self.heartbeat = Heartbeat()
         self.ready = False
@@ -87,22 +100,32 @@ class Watcher:
 
     def close(self) -> None:
         self.fetcher.close()
+        self.parser.close()
         self.store.close()
 
     def poll(self, *, every_feed: bool = False) -> list[PollOutcome]:
-        """Poll the feeds that are due (or all of them), one after the other."""
+        """Poll the feeds that are due (or every feed not gone), concurrently."""
         now = self.clock()
         feeds = self.store.feeds() if every_feed else self.store.due_feeds(now)
+        work = [
+            (feed, self._feed_configs[feed.name])
+            for feed in feeds
+            if feed.name in self._feed_configs and not feed.disabled_reason
+        ]
         deps = PollDeps(
-            fetch=self.fetcher.fetch, parse=parse.parse_feed, store=self.store, rules=self.rules
+            fetch=self.fetcher.fetch,
+            parse=self.parser.parse,
+            store=self.store,
+            rules=self.rules,
+            jitter=self.jitter,
         )
-        outcomes = []
-        for feed in feeds:
-            if self.stop_event.is_set():
-                break
-            outcomes.append(self._poll_one(feed, deps))
-            self.heartbeat.beat()
-        return outcomes
+        edges = PollerEdges(
+            fetch_many=self.fetcher.fetch_many,
+            submit_parse=self.parser.submit,
+            clock=self.clock,
+            window=PARSE_WINDOW,
+        )
+        return poll_feeds(work, deps, edges, stop=self.stop_event, progress=self.heartbeat.beat)
 
     def deliver(self) -> DeliveryReport:
         deps = DeliveryDeps(
@@ -110,6 +133,7 @@ class Watcher:
             targets=self.config.targets,
             settings=self.config.delivery,
             metrics=self.metrics,
+            jitter=self.jitter,
         )
         return deliver_due(deps, self.clock(), stop=self.stop_event)
 
@@ -211,26 +235,6 @@ class Watcher:
         )
         notify(*(["READY=1"] if not self.ready else []), status, "WATCHDOG=1")
         self.ready = True
-
-    def _poll_one(self, feed: FeedState, deps: PollDeps) -> PollOutcome:
-        config = self._feed_configs.get(feed.name)
-        if config is None:
-            return PollOutcome(feed.name, None, "not in the config any more")
-        now = self.clock()
-        try:
-            return poll_feed(feed, config, now, deps)
-        except Exception as exc:  # one feed's bug must never stop the others
-            log.exception("feed %s: unexpected error", feed.name)
-            error = f"internal error: {type(exc).__name__}: {exc}"
-            retry = timing.next_poll(
-                now=now, interval=config.interval, failures=feed.error_count + 1
-            )
-            with self.store.transaction() as tx:
-                tx.record_poll(
-                    feed.id,
-                    FeedUpdate(checked_at=now, next_check_at=retry, status=None, error=error),
-                )
-            return PollOutcome(feed.name, None, error)
 
 
 def run_daemon(watcher: Watcher) -> None:

@@ -15,13 +15,14 @@ from watcher.store import Store
 
 def gather(store: Store) -> dict[str, Any]:
     """Everything status shows, as JSON-ready values. Feeds in trouble come first."""
-    feeds = sorted(store.feeds(), key=_trouble_first)
+    feeds = sorted(store.feeds(), key=trouble_first)
     counts = store.alert_counts()
     return {
         "feeds": {
             "total": len(feeds),
             "ok": sum(1 for feed in feeds if _health(feed) == "ok"),
             "failing": sum(1 for feed in feeds if _health(feed) == "failing"),
+            "disabled": sum(1 for feed in feeds if _health(feed) == "disabled"),
             "items": [_feed(feed) for feed in feeds],
         },
         "entries": store.entry_count(),
@@ -31,11 +32,14 @@ def gather(store: Store) -> dict[str, Any]:
     }
 
 
-def _trouble_first(feed: FeedState) -> tuple[bool, str]:
-    return (_health(feed) == "ok", feed.name)
+def trouble_first(feed: FeedState) -> tuple[int, str]:
+    """Disabled (gone) feeds first, then failing ones, then the healthy, each by name."""
+    return (("disabled", "failing", "ok").index(_health(feed)), feed.name)
 
 
 def _health(feed: FeedState) -> str:
+    if feed.disabled_reason:
+        return "disabled"
     return "failing" if feed.error_count else "ok"
 
 
@@ -50,6 +54,7 @@ def _feed(feed: FeedState) -> dict[str, Any]:
         "error_count": feed.error_count,
         "last_error": feed.last_error,
         "next_check_at": _iso(feed.next_check_at),
+        "disabled_reason": feed.disabled_reason,
     }
 
 
@@ -64,8 +69,10 @@ def _note(store: Store, key: str) -> dict[str, Any] | None:
 
 def print_report(report: dict[str, Any], console: Console) -> None:
     feeds = report["feeds"]
+    disabled = f", {feeds['disabled']} disabled" if feeds["disabled"] else ""
     console.print(
-        f"[bold]Feeds[/]    {feeds['total']} ({feeds['ok']} ok, {feeds['failing']} failing)"
+        f"[bold]Feeds[/]    {feeds['total']} ({feeds['ok']} ok, {feeds['failing']} failing"
+        f"{disabled})"
     )
     troubled = [item for item in feeds["items"] if item["health"] != "ok"]
     if troubled:
@@ -76,7 +83,7 @@ def print_report(report: dict[str, Any], console: Console) -> None:
                 str(item["last_status"] or "-"),
                 str(item["error_count"]),
                 item["last_error"] or "",
-                _short(item["next_check_at"]),
+                "disabled" if item["disabled_reason"] else _short(item["next_check_at"]),
             )
         console.print(table)
     console.print(f"[bold]Entries[/]  {report['entries']}")

@@ -1,0 +1,164 @@
+"""Polling as a server sees it: the daemon against a real HTTP server, with a fake clock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.support.clock import FakeClock
+from tests.support.feed_server import FeedServer
+from tests.support.feeds import Item, rss
+from watcher.config import load_config
+from watcher.models import FeedState
+from watcher.service import Watcher
+from watcher.status_report import gather
+
+STORY = Item("a", "Sanctions loom", "https://example.org/a", "sanctions")
+OTHER = Item("b", "Talks resume", "https://example.org/b", "talks")
+INTERVAL = timedelta(minutes=15)
+
+
+def make_watcher(
+    tmp_path: Path, feed_server: FeedServer, clock: FakeClock, feed_extra: str = ""
+) -> Watcher:
+    (tmp_path / "rules").mkdir(exist_ok=True)
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        "store: sqlite:///w.db\n"
+        "defaults: {interval: 15m}\n"
+        "fetch: {allow_private_networks: true, timeout: 5s}\n"
+        f"feeds:\n  - {{name: Wire, url: '{feed_server.url('/wire.xml')}'{feed_extra}}}\n"
+        "notify: {console: 'console://'}\n",
+        encoding="utf-8",
+    )
+    return Watcher(load_config(config), clock=clock, jitter=lambda: 0.0)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def watcher(tmp_path: Path, feed_server: FeedServer, clock: FakeClock) -> Iterator[Watcher]:
+    with make_watcher(tmp_path, feed_server, clock) as daemon:
+        yield daemon
+
+
+def wire(watcher: Watcher) -> FeedState:
+    feed = watcher.store.feed("Wire")
+    assert feed is not None
+    return feed
+
+
+def test_conditional_get_and_304(
+    watcher: Watcher, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    feed_server.serve(
+        "/wire.xml", rss([STORY]), etag='"v1"', last_modified="Thu, 07 Aug 2025 08:00:00 GMT"
+    )
+    (first,) = watcher.poll(every_feed=True)
+    assert first.new == 1
+    clock.advance(INTERVAL)
+    (second,) = watcher.poll()
+    assert second.not_modified
+    request = feed_server.requests_for("/wire.xml")[-1]
+    assert request.headers.get("if-none-match") == '"v1"'
+    assert request.headers.get("if-modified-since") == "Thu, 07 Aug 2025 08:00:00 GMT"
+    assert wire(watcher).next_check_at == clock.now + INTERVAL
+
+
+def test_an_unchanged_body_without_validators_is_not_parsed_again(
+    watcher: Watcher, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    feed_server.serve("/wire.xml", rss([STORY]))
+    assert watcher.poll(every_feed=True)[0].new == 1
+    clock.advance(INTERVAL)
+    (again,) = watcher.poll()
+    assert again.not_modified  # the same bytes: settled without parsing
+    feed_server.serve("/wire.xml", rss([OTHER, STORY]))
+    clock.advance(INTERVAL)
+    assert watcher.poll()[0].new == 1
+
+
+def test_ttl_and_cache_control_are_lower_bounds_on_the_interval(
+    watcher: Watcher, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    body = rss([STORY]).replace(b"<description>test</description>", b"<ttl>120</ttl>")
+    feed_server.serve("/wire.xml", body)
+    watcher.poll(every_feed=True)
+    assert wire(watcher).next_check_at == clock.now + timedelta(hours=2)
+    feed_server.serve("/wire.xml", rss([OTHER]), headers={"Cache-Control": "max-age=10800"})
+    clock.advance(timedelta(hours=2))
+    watcher.poll()
+    assert wire(watcher).next_check_at == clock.now + timedelta(hours=3)
+
+
+def test_failures_back_off_and_retry_after_is_honoured(
+    watcher: Watcher, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    feed_server.fail("/wire.xml", 500)
+    watcher.poll(every_feed=True)
+    assert wire(watcher).next_check_at == clock.now + INTERVAL
+    clock.advance(INTERVAL)
+    watcher.poll()
+    assert wire(watcher).next_check_at == clock.now + 2 * INTERVAL
+    assert wire(watcher).error_count == 2
+    feed_server.fail("/wire.xml", 503, headers={"Retry-After": "14400"})
+    clock.advance(2 * INTERVAL)
+    watcher.poll()
+    state = wire(watcher)
+    assert state.next_check_at == clock.now + timedelta(hours=4)
+    assert state.last_status == 503
+    feed_server.serve("/wire.xml", rss([STORY]))
+    clock.advance(timedelta(hours=4))
+    assert watcher.poll()[0].new == 1
+    assert wire(watcher).error_count == 0
+
+
+def test_a_permanent_redirect_moves_the_feed(
+    watcher: Watcher, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    feed_server.serve("/new.xml", rss([STORY]))
+    feed_server.redirect("/wire.xml", feed_server.url("/new.xml"), status=301)
+    watcher.poll(every_feed=True)
+    assert wire(watcher).url == feed_server.url("/new.xml")
+    clock.advance(INTERVAL)
+    watcher.poll()
+    assert len(feed_server.requests_for("/wire.xml")) == 1  # asked the new URL directly
+
+
+def test_a_gone_feed_is_disabled_with_a_visible_reason(
+    watcher: Watcher, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    feed_server.fail("/wire.xml", 410)
+    (outcome,) = watcher.poll(every_feed=True)
+    assert outcome.status == 410
+    assert "gone" in (wire(watcher).disabled_reason or "")
+    clock.advance(timedelta(days=2))
+    assert watcher.poll() == []
+    assert watcher.poll(every_feed=True) == []
+    assert len(feed_server.requests_for("/wire.xml")) == 1
+    report = gather(watcher.store)
+    assert report["feeds"]["disabled"] == 1
+    assert "gone" in report["feeds"]["items"][0]["disabled_reason"]
+
+
+def test_adaptive_interval_follows_how_often_the_feed_publishes(
+    tmp_path: Path, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    extra = ", adaptive: true, min_interval: 5m, max_interval: 6h"
+    with make_watcher(tmp_path, feed_server, clock, extra) as daemon:
+        items: list[Item] = []
+        for number in range(4):  # a new story every 10 minutes
+            items.insert(0, Item(f"g{number}", f"Story {number}", f"https://example.org/{number}"))
+            feed_server.serve("/wire.xml", rss(items))
+            daemon.poll(every_feed=True)
+            clock.advance(timedelta(minutes=10))
+        clock.advance(timedelta(minutes=-10))
+        state = daemon.store.feed("Wire")
+        assert state is not None
+        assert state.next_check_at == clock.now + timedelta(minutes=5)  # half the gap
