@@ -170,6 +170,8 @@ class NewAlert:
     entry_key: str
     terms: tuple[str, ...]
     created_at: datetime
+    not_before: datetime | None = None  # held back, e.g. until its digest window closes
+    batched: bool = False  # goes out grouped with the other batched alerts of its target
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +190,7 @@ class Alert:
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
     last_error: str | None = None
+    batched: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from watcher.store.tables import store_metadata
 
 T0 = datetime(2025, 8, 7, 9, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
-HEAD = "0002"
+HEAD = "0003"
 REPO = Path(__file__).resolve().parents[2]
 
 # The schema as watcher 0.1 created it with create_all, before migrations existed.
@@ -127,7 +127,7 @@ def schema_differences(engine: Engine) -> list[object]:
         return list(compare_metadata(MigrationContext.configure(conn), store_metadata()))
 
 
-def test_the_head_revision_is_0002() -> None:
+def test_the_head_revision_is_0003() -> None:
     assert head_revision() == HEAD
 
 
@@ -139,7 +139,7 @@ def test_a_fresh_database_is_created_at_the_head(store_url: str, engine: Engine)
     assert schema_status(store_url) == SchemaStatus(HEAD, HEAD)
     assert schema_differences(engine) == []
     # what a watcher from before migrations reads, to refuse this database
-    assert scalar(engine, """SELECT value FROM meta WHERE "key" = 'schema_version'""") == "2"
+    assert scalar(engine, """SELECT value FROM meta WHERE "key" = 'schema_version'""") == "3"
 
 
 def test_upgrade_store_creates_a_fresh_database_and_then_does_nothing(
@@ -160,7 +160,7 @@ def test_a_database_from_before_migrations_is_refused_then_upgraded_with_its_dat
     with pytest.raises(StoreError) as refused:
         open_store(store_url)
     assert str(refused.value) == (
-        "the database schema is at revision 0001, this watcher needs 0002:"
+        "the database schema is at revision 0001, this watcher needs 0003:"
         " run `watcher db upgrade` (back up first)"
     )
     assert scalar(engine, "SELECT count(*) FROM feeds") == 1  # refusing changed nothing
@@ -171,7 +171,7 @@ def test_a_database_from_before_migrations_is_refused_then_upgraded_with_its_dat
     assert (report.from_revision, report.to_revision, report.changed) == ("0001", HEAD, True)
     assert schema_status(store_url) == SchemaStatus(HEAD, HEAD)
     assert schema_differences(engine) == []
-    assert scalar(engine, """SELECT value FROM meta WHERE "key" = 'schema_version'""") == "2"
+    assert scalar(engine, """SELECT value FROM meta WHERE "key" = 'schema_version'""") == "3"
     with open_store(store_url) as store:
         assert store.feeds() == [
             FeedState(
@@ -227,7 +227,7 @@ def test_a_database_from_a_newer_watcher_is_refused(store_url: str, engine: Engi
         conn.execute(text("UPDATE alembic_version SET version_num = '0099'"))
 
     message = (
-        r"revision 0099, which this watcher does not know \(it needs 0002\):"
+        r"revision 0099, which this watcher does not know \(it needs 0003\):"
         " a newer watcher has upgraded it"
     )
     with pytest.raises(StoreError, match=message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -689,3 +690,34 @@ def test_notes_are_set_replaced_and_removed(store: Store) -> None:
     store.set_note("rules", None)
     assert store.note("rules") is None
     store.set_note("rules", None)  # removing twice is fine
+
+
+def test_held_and_batched_alerts_and_deferral(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+    later = T0 + 60 * MINUTE
+    with store.transaction() as tx:
+        tx.add_entries(wire, [entry("e1")], T0)
+        held = dataclasses.replace(alert("a1", "e1"), not_before=later, batched=True)
+        tx.enqueue_alerts([held, alert("a2", "e1")])
+    assert [a.idempotency_key for a in store.due_alerts(T0)] == ["a2"]
+    (due_later,) = [a for a in store.due_alerts(later) if a.idempotency_key == "a1"]
+    assert due_later.batched
+
+    a2 = store.due_alerts(T0)[0]
+    store.defer_alerts([a2.id], T0 + 5 * MINUTE, batched=False)
+    assert store.due_alerts(T0) == []
+    (deferred,) = [a for a in store.due_alerts(T0 + 5 * MINUTE) if a.id == a2.id]
+    assert deferred.attempts == 0  # waiting is not an attempt
+    assert not deferred.batched
+    store.defer_alerts([a2.id], T0 + 6 * MINUTE, batched=True)
+    assert store.due_alerts(T0 + 6 * MINUTE)[0].batched
+
+
+def test_sent_times_counts_one_per_message(store: Store) -> None:
+    ids = stored_alerts(store, 3)
+    store.mark_sent(ids[0], T0)
+    store.mark_sent(ids[1], T0 + MINUTE)
+    store.mark_sent(ids[2], T0 + MINUTE)  # sent together with ids[1], as one digest
+    assert store.sent_times("team", T0) == [T0, T0 + MINUTE]
+    assert store.sent_times("team", T0 + MINUTE) == [T0 + MINUTE]
+    assert store.sent_times("other", T0) == []

@@ -276,6 +276,40 @@ class Store:
             row.state = (AlertState.DEAD if next_attempt_at is None else AlertState.PENDING).value
             row.lease_owner = row.lease_until = None
 
+    def defer_alerts(self, alert_ids: Sequence[int], until: datetime, *, batched: bool) -> None:
+        """Hold pending alerts until `until` without counting an attempt (a target that is
+        down, quiet hours, a rate limit). `batched` makes them go out as one digest."""
+        if not alert_ids:
+            return
+        with self._session("defer alerts") as session:
+            rows = session.exec(
+                select(AlertRow).where(
+                    col(AlertRow.id).in_(alert_ids),
+                    col(AlertRow.state) == AlertState.PENDING.value,
+                )
+            )
+            for row in rows:
+                row.next_attempt_at = until
+                row.batched = row.batched or batched
+                row.lease_owner = row.lease_until = None
+                session.add(row)
+
+    def sent_times(self, target: str, since: datetime) -> list[datetime]:
+        """When messages went to `target` since `since`: one time per message (alerts sent
+        together as one digest share their sent_at)."""
+        with self._session("read send times") as session:
+            query = (
+                select(AlertRow.sent_at)
+                .where(
+                    col(AlertRow.target) == target,
+                    col(AlertRow.state) == AlertState.SENT.value,
+                    col(AlertRow.sent_at) >= since,
+                )
+                .distinct()
+            )
+            times = (as_utc(when) for when in session.exec(query))
+            return sorted(when for when in times if when is not None)
+
     def retry_alert(self, alert_id: int, now: datetime) -> bool:
         """Make a dead or pending alert due now; False if there is none or it was sent.
 
@@ -526,7 +560,8 @@ def _alert_values(alert: NewAlert) -> dict[str, Any]:
         "state": AlertState.PENDING.value,
         "attempts": 0,
         "created_at": alert.created_at,
-        "next_attempt_at": alert.created_at,
+        "next_attempt_at": alert.not_before or alert.created_at,
+        "batched": alert.batched,
     }
 
 
@@ -589,4 +624,5 @@ def _alert(row: AlertRow, entry: EntryRow) -> Alert:
         next_attempt_at=row.next_attempt_at,
         sent_at=row.sent_at,
         last_error=row.last_error,
+        batched=row.batched,
     )

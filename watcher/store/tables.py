@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import JSON, DateTime, Dialect, Index, MetaData, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -120,6 +121,8 @@ class AlertRow(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=Text)
     lease_owner: str | None = Field(default=None, sa_type=Text)
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Waits for a digest (rule digest, quiet hours, rate limit): goes out grouped.
+    batched: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
 
 
 class MetaRow(SQLModel, table=True):
