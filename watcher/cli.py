@@ -20,7 +20,7 @@ from watcher.cli_db import db_app
 from watcher.cli_rules import rules_app
 from watcher.config import Config, load_config
 from watcher.logs import set_secrets, setup_logging
-from watcher.models import AlertState
+from watcher.models import Alert, AlertState
 from watcher.service import Watcher, run_daemon, utc_now
 from watcher.status_report import gather, print_report, trouble_first
 
@@ -113,37 +113,71 @@ def feeds_list(config: ConfigOption = None) -> None:
             )
 
 
+class ListedState(enum.StrEnum):
+    PENDING = "pending"  # waiting for its first try, a digest, quiet hours or a rate limit
+    RETRYING = "retrying"  # pending after a failed try
+    SENT = "sent"
+    DEAD = "dead"
+
+
+def _listed_state(alert: Alert) -> ListedState:
+    if alert.state is AlertState.PENDING and alert.attempts:
+        return ListedState.RETRYING
+    return ListedState(alert.state.value)
+
+
 @alerts_app.command("list")
 def alerts_list(
     config: ConfigOption = None,
     state: Annotated[
-        AlertState | None, typer.Option("--state", help="Only alerts in this state.")
+        ListedState | None, typer.Option("--state", help="Only alerts in this state.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
 ) -> None:
-    """The newest alerts with their state, attempts and last error."""
+    """The newest alerts with their state, attempts, next try and last error."""
+    stored = {ListedState.RETRYING: AlertState.PENDING}.get(state) if state else None
+    stored = stored or (AlertState(state.value) if state else None)
     with open_store_of(config) as store:
+        alerts = [
+            alert
+            for alert in store.alerts(stored, limit=limit if state is None else 100_000)
+            if state is None or _listed_state(alert) is state
+        ][:limit]
+    typer.echo(
+        f"{'ID':>6} {'STATE':8} {'TRIES':5} {'CREATED':19} {'NEXT TRY':19} {'RULE':16} "
+        f"{'TARGET':10} TITLE"
+    )
+    for alert in alerts:
+        next_try = when(alert.next_attempt_at) if alert.state is AlertState.PENDING else "-"
         typer.echo(
-            f"{'ID':>6} {'STATE':8} {'TRIES':5} {'CREATED':19} {'RULE':20} {'TARGET':12} TITLE"
+            f"{alert.id:>6} {_listed_state(alert).value:8} {alert.attempts:<5} "
+            f"{when(alert.created_at):19} {next_try:19} {alert.rule[:16]:16} "
+            f"{alert.target[:10]:10} {alert.entry.title[:60]}"
         )
-        for alert in store.alerts(state, limit=limit):
-            typer.echo(
-                f"{alert.id:>6} {alert.state.value:8} {alert.attempts:<5} "
-                f"{when(alert.created_at):19} {alert.rule[:20]:20} {alert.target[:12]:12} "
-                f"{alert.entry.title[:60]}"
-            )
-            if alert.last_error and alert.state is not AlertState.SENT:
-                typer.echo(f"{'':>6} last error: {alert.last_error}")
+        if alert.last_error and alert.state is not AlertState.SENT:
+            typer.echo(f"{'':>6} last error: {alert.last_error}")
 
 
 @alerts_app.command("retry")
 def alerts_retry(
-    alert_id: Annotated[int, typer.Argument(metavar="ID", help="The alert's ID (alerts list).")],
+    alert_id: Annotated[
+        int | None, typer.Argument(metavar="[ID]", help="The alert's ID (alerts list).")
+    ] = None,
+    dead: Annotated[bool, typer.Option("--dead", help="Retry every dead alert.")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Send a dead or waiting alert again at the next delivery."""
+    """Send a dead or waiting alert (or, with --dead, every dead alert) at the next delivery."""
+    if (alert_id is None) == (not dead):
+        raise typer.BadParameter("give an alert ID or --dead, not both", param_hint="ID")
+    now = utc_now()
     with open_store_of(config) as store:
-        if not store.retry_alert(alert_id, utc_now()):
+        if dead:
+            ids = [alert.id for alert in store.alerts(AlertState.DEAD, limit=100_000)]
+            retried = sum(store.retry_alert(each, now) for each in ids)
+            typer.echo(f"{retried} dead alerts will be sent at the next delivery")
+            return
+        assert alert_id is not None
+        if not store.retry_alert(alert_id, now):
             typer.echo(f"no alert {alert_id} waiting or dead (see watcher alerts list)", err=True)
             raise typer.Exit(1)
         typer.echo(f"alert {alert_id} will be sent at the next delivery")

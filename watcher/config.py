@@ -8,21 +8,25 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from watcher.errors import ConfigError, Location, RuleSyntaxError
 from watcher.fetch import settings_problem as fetch_settings_problem
-from watcher.models import FeedConfig, FetchSettings, Rule
+from watcher.models import FeedConfig, FetchSettings, Rule, TargetPolicy, TemplateSource
 from watcher.notify import check_target_url
+from watcher.pacing import parse_digest, parse_quiet_hours, parse_rate_limit
+from watcher.render import TemplateError, compile_template
 from watcher.rules.query import parse_query
 from watcher.rules.text import tokenize
 from watcher.units import parse_duration, parse_size
 from watcher.yamlfile import YamlNode, load_yaml, walk_files
 
+T = TypeVar("T")
 DEFAULT_INTERVAL = timedelta(minutes=15)
 MIN_INTERVAL = timedelta(seconds=1)
 DEFAULT_TICK = timedelta(seconds=5)
@@ -44,7 +48,9 @@ _AUTH_KEYS = frozenset({"user", "password"})
 _FEED_KEYS = _SCHEDULE_KEYS | {"name", "url", "tags", "fetch"}
 _DELIVERY_KEYS = frozenset({"max_attempts", "retry", "max_retry"})
 _RULES_FILE_KEYS = frozenset({"include", "entities", "rules"})
-_RULE_KEYS = frozenset({"name", "match", "notify", "feeds", "digest"})
+_RULE_KEYS = frozenset({"name", "match", "notify", "feeds", "digest", "template"})
+_TARGET_KEYS = frozenset({"url", "max", "quiet", "template"})
+_TEMPLATE_KEYS = frozenset({"title", "body"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +97,7 @@ class Config:
     rules_path: Path | None = None  # the rules file or folder (it may not exist yet)
     metrics_listen: tuple[str, int] | None = None  # serve /metrics and /healthz here
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
+    policies: Mapping[str, TargetPolicy] = field(default_factory=dict)  # per target name
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -141,7 +148,7 @@ def load_config(path: Path | str, *, with_rules: bool = True) -> Config:
 
     feed_nodes = _feed_nodes(top, path)
     feeds = _feeds(feed_nodes, schedule, fetch)
-    targets = _targets(top.get("notify"))
+    targets, policies = _targets(top.get("notify"))
     delivery = _delivery(top.get("delivery"))
 
     if "rules" in top:
@@ -171,6 +178,7 @@ def load_config(path: Path | str, *, with_rules: bool = True) -> Config:
         rules_path=rules_path,
         metrics_listen=_metrics_listen(top["metrics"]) if "metrics" in top else None,
         fetch_limits=limits,
+        policies=policies,
     )
 
 
@@ -269,11 +277,6 @@ class _RuleCollector:
                     rule.location,
                 )
             seen[rule.name] = node.location
-            if rule.digest is not None:
-                warnings.append(
-                    f"{rule.location}: warning: digest is not implemented yet; "
-                    f"rule {rule.name!r} sends one alert per match"
-                )
             rules.append(rule)
         return RuleBook(tuple(rules), dict(self.entities), tuple(self.files), tuple(warnings))
 
@@ -299,13 +302,15 @@ def _rule(node: YamlNode, entities: Mapping[str, tuple[str, ...]]) -> Rule:
         scope.text("a feed name or tag:").strip()
         for scope in (items["feeds"].string_or_list("feeds") if "feeds" in items else [])
     )
-    digest = _duration(items["digest"], "digest") if "digest" in items else None
+    digest = _parsed(items["digest"], "digest", parse_digest) if "digest" in items else None
+    template = _template(items["template"]) if "template" in items else None
     return Rule(
         name=name,
         queries=queries,
         notify=notify,
         feeds=feeds,
         digest=digest,
+        template=template,
         location=node.location,
         query_locations=tuple(query_node.offset_location(0) for query_node in query_nodes),
     )
@@ -507,11 +512,17 @@ def _feed_url(node: YamlNode, base: Path) -> str:
     return url
 
 
-def _targets(node: YamlNode | None) -> dict[str, str]:
+def _targets(node: YamlNode | None) -> tuple[dict[str, str], dict[str, TargetPolicy]]:
+    """notify: name -> an Apprise URL, or a mapping with url, max, quiet and template."""
     targets: dict[str, str] = {}
+    policies: dict[str, TargetPolicy] = {}
     if node is None:
-        return targets
-    for name, url_node in node.items("notify").items():
+        return targets, policies
+    for name, value in node.items("notify").items():
+        items = value.items(f"notify target {name}", _TARGET_KEYS) if not value.is_scalar() else {}
+        url_node = items.get("url", value)
+        if not url_node.is_scalar():
+            raise value.error(f"notify target {name!r} needs a url")
         url = url_node.text(f"notify target {name}", expand_env=True).strip()
         problem = check_target_url(url)
         if problem:
@@ -521,7 +532,49 @@ def _targets(node: YamlNode | None) -> dict[str, str]:
                 "or json://hooks.example.org/path",
             )
         targets[name] = url
-    return targets
+        policies[name] = TargetPolicy(
+            max=_parsed(items["max"], "max", parse_rate_limit) if "max" in items else None,
+            quiet=_parsed(items["quiet"], "quiet", parse_quiet_hours) if "quiet" in items else None,
+            template=_template(items["template"]) if "template" in items else None,
+        )
+    return targets, policies
+
+
+def _parsed(node: YamlNode, what: str, parse: Callable[[str], T]) -> T:
+    try:
+        return parse(node.text(what))
+    except ValueError as exc:
+        raise node.error(f"{what}: {exc}") from None
+
+
+def _template(node: YamlNode) -> TemplateSource:
+    """title/body template source, compiled and test-rendered now so mistakes show at load."""
+    items = node.items("template", _TEMPLATE_KEYS)
+    sources: dict[str, str] = {}
+    for part, source_node in items.items():
+        source = source_node.text(f"the {part} template")
+        try:
+            compile_template(source, part="title" if part == "title" else "body")
+        except TemplateError as exc:
+            where = (
+                source_node.offset_location(_line_offset(source, exc.lineno))
+                if exc.lineno
+                else source_node.location
+            )
+            raise ConfigError(f"{part} template: {exc.message}", where) from None
+        sources[part] = source
+    return TemplateSource(title=sources.get("title"), body=sources.get("body"))
+
+
+def _line_offset(source: str, lineno: int) -> int:
+    """The offset of the start of 1-based line `lineno` in `source`."""
+    offset = 0
+    for _ in range(lineno - 1):
+        found = source.find("\n", offset)
+        if found < 0:
+            break
+        offset = found + 1
+    return offset
 
 
 def _delivery(node: YamlNode | None) -> DeliverySettings:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from watcher.errors import Location
+from watcher.pacing import Digest, QuietHours, RateLimit
 
 USER_AGENT = "watcher/0.1 (+https://github.com/watcher-news/watcher; feed alert daemon)"
 
@@ -137,6 +138,23 @@ class Entry:
 
 
 @dataclass(frozen=True, slots=True)
+class TemplateSource:
+    """Template source for an alert's title and/or body (Jinja2, rendered in a sandbox)."""
+
+    title: str | None = None
+    body: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetPolicy:
+    """How a notify target wants its messages: limits, quiet hours, its own templates."""
+
+    max: RateLimit | None = None
+    quiet: QuietHours | None = None
+    template: TemplateSource | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """A rule as written in a rules file; the matcher compiles the queries."""
 
@@ -144,7 +162,8 @@ class Rule:
     queries: tuple[str, ...]  # any of them matching makes the rule match
     notify: tuple[str, ...]  # target names from the config's notify: section
     feeds: tuple[str, ...] = ()  # feed names or "tag:x"; empty means every feed
-    digest: timedelta | None = None
+    digest: Digest | None = None  # one message per window instead of one per match
+    template: TemplateSource | None = None  # the operator's own title/body templates
     location: Location | None = None
     query_locations: tuple[Location | None, ...] = ()  # where each query string starts
 

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from watcher import identity, timing
+from watcher import identity, pacing, timing
 from watcher.models import (
     FeedConfig,
     FeedState,
@@ -148,20 +148,32 @@ def _longest(*delays: timedelta | None) -> timedelta | None:
 
 
 def alerts_for(matches: Iterable[Match], rules: Sequence[Rule], now: datetime) -> list[NewAlert]:
-    """One alert per (rule, entry, target); the key makes a repeat impossible to store."""
-    targets_by_rule = {rule.name: rule.notify for rule in rules}
-    return [
-        NewAlert(
-            idempotency_key=identity.alert_key(match.rule, match.entry_key, target),
-            rule=match.rule,
-            target=target,
-            entry_key=match.entry_key,
-            terms=match.terms,
-            created_at=now,
+    """One alert per (rule, entry, target); the key makes a repeat impossible to store.
+
+    A rule with a digest holds its alerts until its window closes; they then go out as
+    one message.
+    """
+    by_name = {rule.name: rule for rule in rules}
+    alerts: list[NewAlert] = []
+    for match in matches:
+        rule = by_name.get(match.rule)
+        if rule is None:
+            continue
+        held_until = pacing.digest_due(rule.digest, now) if rule.digest else None
+        alerts.extend(
+            NewAlert(
+                idempotency_key=identity.alert_key(match.rule, match.entry_key, target),
+                rule=match.rule,
+                target=target,
+                entry_key=match.entry_key,
+                terms=match.terms,
+                created_at=now,
+                not_before=held_until,
+                batched=held_until is not None,
+            )
+            for target in rule.notify
         )
-        for match in matches
-        for target in targets_by_rule.get(match.rule, ())
-    ]
+    return alerts
 
 
 def _success_update(

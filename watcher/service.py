@@ -134,6 +134,8 @@ class Watcher:
             settings=self.config.delivery,
             metrics=self.metrics,
             jitter=self.jitter,
+            policies=self.config.policies,
+            rule_templates={rule.name: rule.template for rule in self.rules.rules if rule.template},
         )
         return deliver_due(deps, self.clock(), stop=self.stop_event)
 

@@ -127,9 +127,34 @@ def test_status_feeds_and_alerts_after_a_failed_delivery(
     assert report["rules"]["rules"] == 1
 
     assert watcher("alerts", "retry", "999", "--config", str(config)).returncode == 1
-    retried = watcher("alerts", "retry", alert_id, "--config", str(config))
+    assert watcher("alerts", "retry", "--config", str(config)).returncode == 2  # ID or --dead
+    retried = watcher("alerts", "retry", "--dead", "--config", str(config))
     assert retried.returncode == 0, retried.stderr
+    assert "1 dead alerts will be sent" in retried.stdout
+    assert watcher("alerts", "retry", alert_id, "--config", str(config)).returncode == 0
     webhook_sink.status = 200
     assert watcher("run", "--once", "--config", str(config)).returncode == 0
     assert len(webhook_sink.delivered) == 1
     assert "0 pending, 1 sent, 0 dead" in watcher("status", "--config", str(config)).stdout
+
+
+def test_alerts_list_shows_retrying_alerts_with_their_next_try(
+    tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
+    feed_server.serve("/ok.xml", rss([Item("g1", "New sanctions", "https://example.org/a")]))
+    write(tmp_path / "rules" / "r.yaml", "rules:\n  - {name: sanctions, match: sanctions}\n")
+    config = write(
+        tmp_path / "watcher.yaml",
+        "store: sqlite:///watcher.db\nfetch: {allow_private_networks: true}\n"
+        f"feeds:\n  - {{name: Good, url: '{feed_server.url('/ok.xml')}'}}\n"
+        f"notify: {{hook: '{webhook_sink.apprise_url()}'}}\n",
+    )
+    webhook_sink.status = 500
+    assert watcher("run", "--once", "--config", str(config)).returncode == 0
+    listed = watcher("alerts", "list", "--state", "retrying", "--config", str(config))
+    row = listed.stdout.splitlines()[1]
+    assert " retrying " in row
+    assert "New sanctions" in row
+    assert "last error" in listed.stdout
+    pending = watcher("alerts", "list", "--state", "pending", "--config", str(config))
+    assert len(pending.stdout.splitlines()) == 1  # only the header: it has been tried

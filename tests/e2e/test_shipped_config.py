@@ -62,12 +62,16 @@ def run_once(config: Path) -> str:
 
 def test_seed_feed_alerts_on_matching_stories_only_and_only_once(project_copy: Path) -> None:
     first = run_once(project_copy)
+    # One message per story, naming every rule that caught it: "[rule-a, rule-b] Title".
     alerted = {
-        (line[1:].split("] ", 1)[0], line.split("] ", 1)[1])
+        (rule, line.split("] ", 1)[1])
         for line in first.splitlines()
         if line.startswith("[")
+        for rule in line[1:].split("] ", 1)[0].split(", ")
     }
     assert alerted == EXPECTED_ALERTS
+    stories = {title for _, title in EXPECTED_ALERTS}
+    assert sum(line.startswith("[") for line in first.splitlines()) == len(stories)
     for title in UNRELATED:
         assert title not in first
     assert "https://example.org/news/" in first

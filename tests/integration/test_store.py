@@ -714,10 +714,11 @@ def test_held_and_batched_alerts_and_deferral(store: Store) -> None:
 
 
 def test_sent_times_counts_one_per_message(store: Store) -> None:
-    ids = stored_alerts(store, 3)
+    ids = stored_alerts(store, 4)
     store.mark_sent(ids[0], T0)
-    store.mark_sent(ids[1], T0 + MINUTE)
-    store.mark_sent(ids[2], T0 + MINUTE)  # sent together with ids[1], as one digest
-    assert store.sent_times("team", T0) == [T0, T0 + MINUTE]
-    assert store.sent_times("team", T0 + MINUTE) == [T0 + MINUTE]
+    store.mark_sent(ids[1], T0 + MINUTE, message_key="digest-1")
+    store.mark_sent(ids[2], T0 + MINUTE, message_key="digest-1")  # the same digest
+    store.mark_sent(ids[3], T0 + MINUTE)  # another message sent at the same moment
+    assert store.sent_times("team", T0) == [T0, T0 + MINUTE, T0 + MINUTE]
+    assert store.sent_times("team", T0 + MINUTE) == [T0 + MINUTE, T0 + MINUTE]
     assert store.sent_times("other", T0) == []

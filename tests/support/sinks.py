@@ -120,6 +120,9 @@ class WebhookSink:
 
     def __init__(self) -> None:
         self.status = 200
+        # When set, each request is recorded as an attempt, then held (no answer) until the
+        # event is set: a sender can be killed between "received" and "answered".
+        self.hold: threading.Event | None = None
         self._hooks = _Collector()
         self._attempts = _Collector()
         sink = self
@@ -130,6 +133,10 @@ class WebhookSink:
                 hook = Hook(self.path, dict(self.headers.items()), self.rfile.read(length))
                 status = sink.status
                 sink._attempts.append(hook)
+                hold = sink.hold
+                if hold is not None:
+                    hold.wait(WAIT_SECONDS)
+                    return  # the sender is gone by now; no answer
                 if status < 300:
                     sink._hooks.append(hook)
                 self.send_response(status)
@@ -153,6 +160,9 @@ class WebhookSink:
         """The requests answered with success."""
         return self._hooks.snapshot()
 
+    def wait_for_attempts(self, count: int, timeout: float = WAIT_SECONDS) -> list[Hook]:
+        return self._attempts.wait_for(count, timeout)
+
     @property
     def attempts(self) -> list[Hook]:
         """Every request, answered with success or not."""
@@ -162,6 +172,8 @@ class WebhookSink:
         return self._hooks.wait_for(count, timeout)
 
     def close(self) -> None:
+        if self.hold is not None:
+            self.hold.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(WAIT_SECONDS)

@@ -101,6 +101,25 @@ rules:
     assert config.rulebook.entities["Putin"] == ("Vladimir Putin", "Putin", "Путин")
 
 
+def test_targets_with_limits_quiet_hours_and_templates(tmp_path: Path) -> None:
+    config_text = MINIMAL.replace(
+        "console: console://",
+        "console:\n    url: console://\n    max: 10/hour\n    quiet: 22:00-07:00 Europe/Kyiv\n"
+        "    template: {title: '{{ alert.title }}'}",
+    )
+    rules = "rules:\n  - {name: a, match: war, digest: 'daily at 08:00 Europe/Kyiv'}\n"
+    config = load_config(write_project(tmp_path, config_text, rules))
+    policy = config.policies["console"]
+    assert config.targets["console"] == "console://"
+    assert policy.max is not None
+    assert policy.max.count == 10
+    assert policy.quiet is not None
+    assert str(policy.quiet.zone) == "Europe/Kyiv"
+    assert policy.template is not None
+    assert policy.template.title == "{{ alert.title }}"
+    assert config.rules[0].digest is not None
+
+
 def test_rules_include_entities_from_another_file(tmp_path: Path) -> None:
     (tmp_path / "entities.yaml").write_text("entities:\n  Kyiv: [Kyiv, Kiev]\n", "utf-8")
     rules = "include: [../entities.yaml]\nrules:\n  - {name: kyiv, match: '@Kyiv'}\n"
@@ -198,6 +217,31 @@ BAD_CASES = {
         "notify",
     ),
     "bad entity name": (MINIMAL, "entities:\n  Bad Name: [x]\n", "main.yaml:2:3", "letters"),
+    "bad rate limit": (
+        MINIMAL.replace("console: console://", "console: {url: 'console://', max: lots}"),
+        None,
+        "watcher.yaml:4:37",
+        "limit",
+    ),
+    "bad quiet hours": (
+        MINIMAL.replace("console: console://", "console: {url: 'console://', quiet: '22-7'}"),
+        None,
+        "watcher.yaml:4:39",
+        "quiet",
+    ),
+    "bad digest": (
+        MINIMAL,
+        "rules:\n  - {name: a, match: war, digest: weekly}\n",
+        "main.yaml:2:35",
+        "digest",
+    ),
+    "bad template": (
+        MINIMAL,
+        "rules:\n  - name: a\n    match: war\n    template:\n"
+        "      body: |\n        ok\n        {{ title | nope }}\n",
+        "main.yaml:7:9",
+        "template",
+    ),
     "empty alias": (MINIMAL, "entities:\n  Good: ['--']\n", "main.yaml:2:10", "alias"),
 }
 

@@ -253,10 +253,12 @@ class Store:
             query = query.order_by(col(AlertRow.created_at).desc(), col(AlertRow.id).desc())
             return [_alert(alert, entry) for alert, entry in session.exec(query.limit(limit))]
 
-    def mark_sent(self, alert_id: int, now: datetime) -> None:
-        """The alert went out: it will not be sent again. Counts as an attempt."""
+    def mark_sent(self, alert_id: int, now: datetime, message_key: str | None = None) -> None:
+        """The alert went out (in the message `message_key`): it will not be sent again.
+        Counts as an attempt."""
         with self._session("mark alert sent") as session:
             row = _alert_row(session, alert_id)
+            row.message_key = message_key or row.idempotency_key
             row.state = AlertState.SENT.value
             row.attempts += 1
             row.last_attempt_at = row.sent_at = now
@@ -295,11 +297,11 @@ class Store:
                 session.add(row)
 
     def sent_times(self, target: str, since: datetime) -> list[datetime]:
-        """When messages went to `target` since `since`: one time per message (alerts sent
-        together as one digest share their sent_at)."""
+        """When messages went to `target` since `since`: one time per message (the alerts
+        of one digest share their message key)."""
         with self._session("read send times") as session:
             query = (
-                select(AlertRow.sent_at)
+                select(AlertRow.sent_at, AlertRow.message_key)
                 .where(
                     col(AlertRow.target) == target,
                     col(AlertRow.state) == AlertState.SENT.value,
@@ -307,7 +309,7 @@ class Store:
                 )
                 .distinct()
             )
-            times = (as_utc(when) for when in session.exec(query))
+            times = (as_utc(when) for when, _ in session.exec(query))
             return sorted(when for when in times if when is not None)
 
     def retry_alert(self, alert_id: int, now: datetime) -> bool:

@@ -123,6 +123,7 @@ class AlertRow(SQLModel, table=True):
     lease_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Waits for a digest (rule digest, quiet hours, rate limit): goes out grouped.
     batched: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()})
+    message_key: str | None = Field(default=None, sa_type=Text)  # the message it went out in
 
 
 class MetaRow(SQLModel, table=True):

@@ -1,5 +1,6 @@
 """Alerts that wait for a digest (a rule's digest window, quiet hours, a rate limit) are
-marked `batched`, so they go out together as one message.
+marked `batched`, so they go out together as one message; `message_key` names the message
+an alert went out in (rate limits count messages, not alerts).
 
 Revision ID: 0003
 Revises: 0002
@@ -26,10 +27,12 @@ def upgrade() -> None:
         alerts.add_column(
             sa.Column("batched", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+        alerts.add_column(sa.Column("message_key", sa.Text()))
     _schema_version("3")
 
 
 def downgrade() -> None:
     with op.batch_alter_table("alerts") as alerts:
+        alerts.drop_column("message_key")
         alerts.drop_column("batched")
     _schema_version("2")
