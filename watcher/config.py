@@ -30,6 +30,7 @@ T = TypeVar("T")
 DEFAULT_INTERVAL = timedelta(minutes=15)
 MIN_INTERVAL = timedelta(seconds=1)
 DEFAULT_TICK = timedelta(seconds=5)
+DEFAULT_LEASE = timedelta(minutes=5)
 _ENTITY_NAME = re.compile(r"[A-Za-z0-9_]+")
 _NAME = re.compile(r"[^\s\x00-\x1f]+(?: [^\s\x00-\x1f]+)*")
 
@@ -39,7 +40,7 @@ _CONFIG_KEYS = frozenset(
 _METRICS_KEYS = frozenset({"listen"})
 _INCLUDED_CONFIG_KEYS = frozenset({"feeds"})
 _SCHEDULE_KEYS = frozenset({"interval", "adaptive", "min_interval", "max_interval"})
-_DEFAULTS_KEYS = _SCHEDULE_KEYS | {"tick"}
+_DEFAULTS_KEYS = _SCHEDULE_KEYS | {"tick", "lease"}
 _FETCH_KEYS = frozenset(
     {"timeout", "max_bytes", "allow_private_networks", "max_redirects", "proxy", "headers", "auth"}
 )
@@ -94,6 +95,7 @@ class Config:
     delivery: DeliverySettings = field(default_factory=DeliverySettings)
     tick: timedelta = DEFAULT_TICK
     warnings: tuple[str, ...] = ()
+    lease: timedelta = DEFAULT_LEASE  # how long an instance holds a claimed feed or alert
     rules_path: Path | None = None  # the rules file or folder (it may not exist yet)
     metrics_listen: tuple[str, int] | None = None  # serve /metrics and /healthz here
     fetch_limits: FetchLimits = field(default_factory=FetchLimits)
@@ -136,6 +138,7 @@ def load_config(path: Path | str, *, with_rules: bool = True) -> Config:
     defaults = top["defaults"].items("defaults", _DEFAULTS_KEYS) if "defaults" in top else {}
     schedule = _schedule(defaults, _Schedule())
     tick = _duration(defaults["tick"], "tick") if "tick" in defaults else DEFAULT_TICK
+    lease = _duration(defaults["lease"], "lease") if "lease" in defaults else DEFAULT_LEASE
     fetch_items = top["fetch"].items("fetch", _GLOBAL_FETCH_KEYS) if "fetch" in top else {}
     fetch = _fetch_settings(fetch_items, FetchSettings())
     limits = FetchLimits(
@@ -174,6 +177,7 @@ def load_config(path: Path | str, *, with_rules: bool = True) -> Config:
         rulebook=rulebook,
         delivery=delivery,
         tick=tick,
+        lease=lease,
         warnings=rulebook.warnings,
         rules_path=rules_path,
         metrics_listen=_metrics_listen(top["metrics"]) if "metrics" in top else None,

@@ -18,7 +18,7 @@ import random
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from watcher import notify, pacing, timing
 from watcher.config import DeliverySettings
@@ -59,6 +59,14 @@ class DeliveryDeps:
     metrics: Metrics | None = None
     policies: Mapping[str, TargetPolicy] = field(default_factory=dict)
     rule_templates: Mapping[str, TemplateSource] = field(default_factory=dict)
+    # Several instances on one database: alerts are leased to `owner` while being sent.
+    owner: str | None = None
+    lease: timedelta = timedelta(minutes=5)
+
+    def due(self, now: datetime, limit: int) -> list[Alert]:
+        if self.owner is None:
+            return self.store.due_alerts(now, limit=limit)
+        return self.store.claim_due_alerts(now, self.lease, self.owner, limit=limit)
 
 
 def deliver_due(
@@ -71,7 +79,7 @@ def deliver_due(
     """Send what is due at `now`, target by target, until nothing due is left or `stop`."""
     report = DeliveryReport()
     while stop is None or not stop.is_set():
-        due = deps.store.due_alerts(now, limit=batch)
+        due = deps.due(now, batch)
         by_target: dict[str, list[Alert]] = {}
         for alert in due:
             by_target.setdefault(alert.target, []).append(alert)

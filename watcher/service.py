@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -67,6 +69,9 @@ class Watcher:
         self.config = config
         self.clock = clock
         self.jitter = jitter
+        # Several instances may share one database: what this one claims carries its name,
+        # stable across restarts so a restarted instance takes its unfinished work back.
+        self.owner = os.environ.get("WATCHER_INSTANCE") or f"{socket.gethostname()}:{config.path}"
         self.stop_event = threading.Event()
         self.reload_requested = threading.Event()
         self.rulebook: RuleBook = config.rulebook
@@ -75,6 +80,7 @@ class Watcher:
         self.store: Store = open_store(config.store_url)
         try:
             self.store.sync_feeds(config.feeds, clock())
+            self.store.release_leases(self.owner)
             self._record_rules_state(error=None)
         except BaseException:
             self.store.close()
@@ -106,7 +112,11 @@ class Watcher:
     def poll(self, *, every_feed: bool = False) -> list[PollOutcome]:
         """Poll the feeds that are due (or every feed not gone), concurrently."""
         now = self.clock()
-        feeds = self.store.feeds() if every_feed else self.store.due_feeds(now)
+        feeds = (
+            self.store.feeds()
+            if every_feed
+            else self.store.claim_due_feeds(now, self.config.lease, self.owner, limit=10_000)
+        )
         work = [
             (feed, self._feed_configs[feed.name])
             for feed in feeds
@@ -135,6 +145,8 @@ class Watcher:
             metrics=self.metrics,
             jitter=self.jitter,
             policies=self.config.policies,
+            owner=self.owner,
+            lease=self.config.lease,
             rule_templates={rule.name: rule.template for rule in self.rules.rules if rule.template},
         )
         return deliver_due(deps, self.clock(), stop=self.stop_event)

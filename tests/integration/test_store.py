@@ -722,3 +722,12 @@ def test_sent_times_counts_one_per_message(store: Store) -> None:
     assert store.sent_times("team", T0) == [T0, T0 + MINUTE, T0 + MINUTE]
     assert store.sent_times("team", T0 + MINUTE) == [T0 + MINUTE, T0 + MINUTE]
     assert store.sent_times("other", T0) == []
+
+
+def test_an_owner_releases_its_leases_after_a_restart(store: Store) -> None:
+    feed_ids(store, "a", "b")
+    assert len(store.claim_due_feeds(T0, MINUTE, "host:/etc/watcher.yaml")) == 2
+    assert store.claim_due_feeds(T0, MINUTE, "other") == []
+    assert store.release_leases("someone-else") == 0
+    assert store.release_leases("host:/etc/watcher.yaml") == 2
+    assert len(store.claim_due_feeds(T0, MINUTE, "host:/etc/watcher.yaml")) == 2

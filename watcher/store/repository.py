@@ -214,6 +214,22 @@ class Store:
             )
             return [_alert(alert, entry) for alert, entry in session.exec(query)]
 
+    def release_leases(self, owner: str) -> int:
+        """End every lease `owner` holds: an instance restarted after a crash takes its own
+        unfinished feeds and alerts back at once instead of waiting for the leases to expire.
+        Returns how many rows were released."""
+        with self._session("release leases") as session:
+            released = 0
+            for table in (FeedRow, AlertRow):
+                statement = (
+                    update(table)
+                    .where(col(table.lease_owner) == owner)
+                    .values(lease_owner=None, lease_until=None)
+                    .returning(col(table.id))
+                )
+                released += len(session.execute(statement).all())
+            return released
+
     def claim_due_alerts(
         self, now: datetime, lease: timedelta, owner: str, limit: int = 100
     ) -> list[Alert]:
