@@ -18,8 +18,8 @@ run: $(STAMP)
 	$(BIN)/watcher run --config $(CONFIG)
 
 lint: $(STAMP)
-	$(BIN)/ruff check watcher tests
-	$(BIN)/ruff format --check watcher tests
+	$(BIN)/ruff check watcher tests benchmarks
+	$(BIN)/ruff format --check watcher tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -64,6 +64,8 @@ def rules_test(
         raise typer.BadParameter("give feed files or URLs, or --stored", param_hint="SOURCE")
     loaded = _config_for_test(config, rules, stored)
     rulebook = _rulebook_for_test(loaded, rules)
+    for warning in rulebook.warnings:
+        typer.echo(warning, err=True)
     compiled = user_errors(lambda: RuleSet.compile(rulebook.rules, rulebook.entities))
     printer = _HitPrinter(json_lines)
     failed = False

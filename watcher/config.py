@@ -21,6 +21,7 @@ from watcher.models import FeedConfig, FetchSettings, Rule, TargetPolicy, Templa
 from watcher.notify import check_target_url
 from watcher.pacing import parse_digest, parse_quiet_hours, parse_rate_limit
 from watcher.render import TemplateError, compile_template
+from watcher.rules.analysis import Severity, problems
 from watcher.rules.query import parse_query
 from watcher.rules.text import tokenize
 from watcher.units import parse_duration, parse_size
@@ -274,7 +275,7 @@ class _RuleCollector:
         warnings: list[str] = []
         seen: dict[str, Location] = {}
         for node, _root in self.rule_nodes:
-            rule = _rule(node, self.entities)
+            rule = _rule(node, self.entities, warnings)
             if rule.name in seen:
                 raise ConfigError(
                     f"rule {rule.name!r} is defined twice (first at {seen[rule.name]})",
@@ -285,7 +286,7 @@ class _RuleCollector:
         return RuleBook(tuple(rules), dict(self.entities), tuple(self.files), tuple(warnings))
 
 
-def _rule(node: YamlNode, entities: Mapping[str, tuple[str, ...]]) -> Rule:
+def _rule(node: YamlNode, entities: Mapping[str, tuple[str, ...]], warnings: list[str]) -> Rule:
     items = node.items("a rule", _RULE_KEYS)
     if "name" not in items:
         raise node.error("a rule needs a name", "e.g. - {name: sanctions, match: sanctions}")
@@ -297,7 +298,7 @@ def _rule(node: YamlNode, entities: Mapping[str, tuple[str, ...]]) -> Rule:
     query_nodes = items["match"].string_or_list("match")
     if not query_nodes:
         raise items["match"].error(f"rule {name!r} has an empty match: list")
-    queries = tuple(_query(query_node, entities) for query_node in query_nodes)
+    queries = tuple(_query(query_node, entities, warnings) for query_node in query_nodes)
     notify = tuple(
         target.text("a notify target").strip()
         for target in (items["notify"].string_or_list("notify") if "notify" in items else [])
@@ -320,16 +321,26 @@ def _rule(node: YamlNode, entities: Mapping[str, tuple[str, ...]]) -> Rule:
     )
 
 
-def _query(node: YamlNode, entities: Mapping[str, tuple[str, ...]]) -> str:
+def _query(node: YamlNode, entities: Mapping[str, tuple[str, ...]], warnings: list[str]) -> str:
+    """The query text, parsed and analysed: an error for a query that can match every entry
+    or none, a warning for a suspicious part."""
     query = node.text("a match query")
     try:
-        parse_query(query, entities)
+        parsed = parse_query(query, entities)
     except RuleSyntaxError as exc:
-        raise ConfigError(
-            f"{exc.message}\n    {query}\n    {exc.caret_line()}",
-            node.offset_location(exc.offset),
-        ) from None
+        raise _query_error(node, query, exc.message, exc.offset, exc.length) from None
+    for problem in problems(parsed):
+        if problem.severity is Severity.ERROR:
+            raise _query_error(node, query, problem.message, problem.offset, problem.length)
+        caret = " " * problem.offset + "^" * max(1, problem.length)
+        where = node.offset_location(problem.offset)
+        warnings.append(f"{where}: warning: {problem.message}\n    {query}\n    {caret}")
     return query
+
+
+def _query_error(node: YamlNode, query: str, message: str, offset: int, length: int) -> ConfigError:
+    caret = " " * offset + "^" * max(1, length)
+    return ConfigError(f"{message}\n    {query}\n    {caret}", node.offset_location(offset))
 
 
 def _check_rule_references(

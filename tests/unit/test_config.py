@@ -217,6 +217,19 @@ BAD_CASES = {
         "notify",
     ),
     "bad entity name": (MINIMAL, "entities:\n  Bad Name: [x]\n", "main.yaml:2:3", "letters"),
+    "contradictory rule": (
+        MINIMAL,
+        "rules:\n  - {name: a, match: 'war -war'}\n",
+        "main.yaml:2:23",
+        "never match",
+    ),
+    "always-true rule": (
+        MINIMAL,
+        "rules:\n  - {name: a, match: 'war OR NOT war'}\n",
+        "main.yaml:2:23",
+        "every entry",
+    ),
+    "bad regex": (MINIMAL, "rules:\n  - {name: a, match: '/(/'}\n", "main.yaml:2:23", "/"),
     "bad rate limit": (
         MINIMAL.replace("console: console://", "console: {url: 'console://', max: lots}"),
         None,
@@ -255,6 +268,14 @@ def test_errors_name_file_line_and_column(tmp_path: Path, case: str) -> None:
     assert str(error.location).endswith(where), rendered
     assert rendered.startswith(str(tmp_path)), rendered
     assert words.lower() in rendered.lower(), rendered
+
+
+def test_suspicious_rules_are_warnings_with_location(tmp_path: Path) -> None:
+    rules = "rules:\n  - {name: a, match: 'NOT sport'}\n  - {name: b, match: war}\n"
+    config = load_config(write_project(tmp_path, MINIMAL, rules))
+    (warning,) = config.warnings
+    assert warning.startswith(f"{tmp_path / 'rules' / 'main.yaml'}:2:23: warning:")
+    assert "NOT sport" in warning
 
 
 def test_rule_error_shows_the_query_with_a_caret(tmp_path: Path) -> None:

@@ -103,8 +103,14 @@ def test_punctuation_is_a_separator_inside_a_phrase() -> None:
     assert matches('"peace talks"', entry("No peace. Talks collapse"))
 
 
-def test_phrase_hit_is_its_normalized_text() -> None:
-    assert hits('"Peace  Talks"', entry("peace talks")) == ("peace talks",)
+def test_phrase_hit_is_the_phrase_as_written() -> None:
+    assert hits('"Peace  Talks"', entry("peace talks")) == ("Peace Talks",)
+    assert hits("Putin–Trump", entry("putin trump")) == ("Putin–Trump",)
+
+
+def test_term_hit_is_the_term_as_written_and_prefix_hit_the_token_found() -> None:
+    assert hits("Zelénsky", entry("ZELENSKY")) == ("Zelénsky",)
+    assert hits("Sanction*", entry("SANCTIONS")) == ("sanctions",)
 
 
 # --- operators in lower case --------------------------------------------------------------
@@ -305,7 +311,7 @@ def test_near_with_entities_and_an_or_group() -> None:
     assert matches("@Putin NEAR/3 @Trump", item)
     assert not matches("@Putin NEAR/2 @Trump", item)
     assert matches("(summit OR meet) NEAR/2 @Trump", item)
-    assert hits("@Putin NEAR/3 @Trump", item) == ("vladimir putin", "donald trump")
+    assert hits("@Putin NEAR/3 @Trump", item) == ("Vladimir Putin", "Donald Trump")
 
 
 def test_near_needs_two_occurrences() -> None:
@@ -319,6 +325,11 @@ def test_near_with_a_fielded_side_stays_in_that_field() -> None:
     assert not matches("summary:putin NEAR/1 trump", item)
 
 
+def test_near_hits_keep_a_side_listed_twice() -> None:
+    assert hits("(trump OR trump) NEAR/3 putin", entry("Trump met Putin")) == ("trump", "putin")
+    assert hits("(@Trump OR trump) NEAR/3 putin", entry("Trump met Putin")) == ("Trump", "putin")
+
+
 def test_near_on_a_hand_built_tree() -> None:
     text = EntryText({"title": ("a", "b", "c")})
     assert evaluate(Near(Phrase(("a", "b")), Term("c"), 1), text).matched
@@ -329,13 +340,20 @@ def test_near_on_a_hand_built_tree() -> None:
 
 
 def test_entity_matches_any_alias() -> None:
-    assert hits("@Trump", entry("Donald Trump speaks")) == ("donald trump",)
-    assert hits("@Trump", entry("Trump speaks")) == ("trump",)
+    assert hits("@Trump", entry("Donald Trump speaks")) == ("Donald Trump",)
+    assert hits("@Trump", entry("Trump speaks")) == ("Trump",)
+
+
+def test_entity_hits_are_the_aliases_as_written_in_the_entities_file() -> None:
+    entities = {"Zelenskyy": ["Зеленський", "Volodymyr   Zelenskyy", "ЗЕЛЕНСЬКИЙ"]}
+    node = parse_query("@Zelenskyy", entities)
+    text = EntryText.from_entry(entry("Зеленський і Volodymyr Zelenskyy", "зеленськии"))
+    assert evaluate(node, text).hits == ("Зеленський", "Volodymyr Zelenskyy")
 
 
 def test_entity_hits_name_each_distinct_alias_found() -> None:
     item = entry("Vladimir Putin met Trump", "Putin said")
-    assert hits("@Putin AND @Trump", item) == ("vladimir putin", "putin", "trump")
+    assert hits("@Putin AND @Trump", item) == ("Vladimir Putin", "Putin", "Trump")
 
 
 # --- the tree evaluator directly ----------------------------------------------------------
@@ -346,6 +364,17 @@ def test_evaluate_works_on_an_entry_text_built_by_hand() -> None:
     assert evaluate(Term("sanction", prefix=True), text).hits == ("sanctions",)
     assert not evaluate(Term("trump"), text).matched
     assert evaluate(Not(Term("trump")), text).matched
+
+
+def test_joined_text_and_the_segments_patterns_run_over() -> None:
+    text = EntryText.from_entry(entry("Putin–Trump", categories=("World news", "", "Trump")))
+    assert text.padded("title") == " putin trump "
+    assert text.padded("category") == " world news  trump "
+    assert text.padded("nowhere") == "  "
+    assert text.segments("title") == ["putin trump"]
+    assert text.segments("category") == ["world news", "trump"]
+    assert text.segments("summary") == []
+    assert EntryText({"category": (CATEGORY_SEPARATOR, "a")}).segments("category") == ["a"]
 
 
 def test_positions_index() -> None:
@@ -374,7 +403,7 @@ def test_ruleset_returns_one_match_per_matching_rule() -> None:
     item = entry("Vladimir Putin and Trump discuss sanctions", key="k1")
     assert rules.match(item) == [
         Match("sanctions", "k1", ("sanctions",)),
-        Match("putin-trump", "k1", ("vladimir putin", "trump")),
+        Match("putin-trump", "k1", ("Vladimir Putin", "Trump")),
     ]
 
 
@@ -431,11 +460,11 @@ def test_the_design_example_rule() -> None:
         Match(
             "summit",
             "story",
-            ("putin trump", "putin", "vladimir putin", "trump", "donald trump", "talks", "meet"),
+            ("Putin–Trump", "Putin", "Vladimir Putin", "Trump", "Donald Trump", "talks", "meet"),
         )
     ]
     no_phrase = entry("", "Putin will meet with U.S. President Donald Trump soon.", key="s2")
-    assert rules.match(no_phrase) == [Match("summit", "s2", ("putin", "donald trump", "meet"))]
+    assert rules.match(no_phrase) == [Match("summit", "s2", ("Putin", "Donald Trump", "meet"))]
     too_far = entry("", "Putin " + "word " * 10 + "Trump meet", key="s3")
     assert rules.match(too_far) == []
 

@@ -18,6 +18,7 @@ from watcher.rules.query import (
     Not,
     Or,
     Phrase,
+    Regex,
     Term,
     parse_query,
 )
@@ -192,6 +193,64 @@ def test_text_with_a_digit_before_a_colon_is_no_field() -> None:
     assert parse("10:30") == Phrase(("10", "30"))
 
 
+# --- regular expressions ------------------------------------------------------------------
+
+
+def test_slashes_make_a_pattern_kept_exactly_as_written() -> None:
+    assert parse("/Pu.*in/") == Regex("Pu.*in")  # not normalized: patterns run as written
+
+
+def test_an_escaped_slash_stays_in_the_pattern() -> None:
+    assert parse(r"/a\/b/") == Regex(r"a\/b")
+    assert parse(r"/a\\/ b") == And((Regex(r"a\\"), t("b")))  # an escaped backslash
+
+
+def test_a_pattern_may_hold_spaces_quotes_parentheses_and_operators() -> None:
+    assert parse('/peace (talks|deal) "x" AND/ y') == And(
+        (Regex('peace (talks|deal) "x" AND'), t("y"))
+    )
+
+
+def test_a_pattern_goes_wherever_a_term_does_except_near() -> None:
+    assert parse("-/x+/") == Not(Regex("x+"))
+    assert parse("title:/x+/") == Field("title", Regex("x+"))
+    assert parse("a OR /x+/ b") == Or((t("a"), And((Regex("x+"), t("b")))))
+    assert parse("(/x+/)") == Regex("x+")
+
+
+def test_a_slash_inside_a_word_is_no_pattern() -> None:
+    assert parse("AC/DC") == Phrase(("ac", "dc"))
+
+
+def test_a_pattern_records_where_it_is() -> None:
+    query = "a title:/b c/"
+    node = parse(query)
+    assert isinstance(node, And)
+    fielded = node.children[1]
+    assert isinstance(fielded, Field)
+    assert span(query, fielded.child) == "/b c/"
+
+
+# --- hits as written -----------------------------------------------------------------------
+
+
+def test_terms_and_phrases_remember_how_they_were_written() -> None:
+    node = parse('Trump "Peace   Talks" U.S.')
+    assert isinstance(node, And)
+    assert [child.label for child in node.children if isinstance(child, Term | Phrase)] == [
+        "Trump",
+        "Peace Talks",
+        "U.S.",
+    ]
+
+
+def test_entity_aliases_remember_their_first_spelling() -> None:
+    node = parse_query("@Z", {"Z": ["Зеленський", "ЗЕЛЕНСЬКИЙ", "Volodymyr  Zelenskyy"]})
+    assert isinstance(node, Entity)
+    assert node.aliases == (("зеленськии",), ("volodymyr", "zelenskyy"))
+    assert [node.label(index) for index in range(2)] == ["Зеленський", "Volodymyr Zelenskyy"]
+
+
 # --- offsets ------------------------------------------------------------------------------
 
 
@@ -286,8 +345,15 @@ def test_not_spans_operator_and_operand() -> None:
         ("san*ctions", 3, 1, '"*" may only end a word'),
         ("U.S.*", 0, 5, '"*" works on a single word'),
         ('"sanction*"', 9, 1, '"*" does not work inside quotes'),
-        ("a /pu.*in/ b", 2, 8, "regular expressions /…/ are not supported yet"),
-        ("title:/x", 6, 2, "regular expressions /…/ are not supported yet"),
+        ("title:/x", 6, 1, "missing closing / for the regular expression"),
+        ("/x\\/ y", 0, 1, "missing closing / for the regular expression"),
+        ("//", 0, 2, "empty regular expression"),
+        ("a /pu(in/ b", 2, 7, "invalid regular expression: missing ): pu(in"),
+        ("/x[/", 0, 4, "invalid regular expression: missing ]"),
+        ("/putin/i", 7, 1, "a regular expression takes no flags"),
+        ("/putin/*", 7, 1, 'unexpected "*" after the regular expression'),
+        ("/pu.in/ NEAR/3 b", 0, 7, "a regular expression cannot be a side of NEAR"),
+        ("a NEAR/3 (b OR title:/x/)", 21, 3, "a regular expression cannot be a side of NEAR"),
     ],
 )
 def test_errors_say_what_and_point_at_where(
@@ -349,7 +415,8 @@ def test_any_text_parses_or_raises_rule_syntax_error(query: str) -> None:
 
 PIECES = [
     "AND", "OR", "NOT", "NEAR", "NEAR/", "NEAR/0", "NEAR/3", "near/3", "and", "(", ")", '"', "-",
-    "*", "@", "@Putin", "@Trump", "@Nope", "title:", "link:", "foo:", ":", "/", "trump",
+    "*", "@", "@Putin", "@Trump", "@Nope", "title:", "link:", "foo:", ":", "/", "trump", "/x+/",
+    "/(/", "\\", "/i",
     "sanction*", "Putin–Trump", "U.S.", "Путин", "'", "—", "<b>", "&amp;", "é", "\u0301", "😀",
 ]  # fmt: skip
 
@@ -369,6 +436,7 @@ def test_grammar_pieces_parse_or_raise_rule_syntax_error(
 LEAVES = st.sampled_from(
     ["trump", "sanction*", "Putin–Trump", '"peace talks"', "@Putin", "U.S.", "Путин", "a1"]
 )
+PATTERNS = st.sampled_from(["/pu.*in/", r"/a\/b/", "/(x|y) z/"])
 
 
 def _operands(leaves: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
@@ -394,7 +462,7 @@ def _combined(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
     )
 
 
-VALID_QUERIES = st.recursive(LEAVES, _combined, max_leaves=12)
+VALID_QUERIES = st.recursive(LEAVES | PATTERNS, _combined, max_leaves=12)
 
 
 @settings(max_examples=500)

@@ -7,13 +7,20 @@ Grammar, loosest binding first (DESIGN.md "Query language"):
     and     := near (["AND"] near)*             adjacent operands mean AND
     near    := unary ["NEAR/n" unary]           each side a term, phrase, @Entity or OR-group
     unary   := ("NOT" | "-") unary | primary    "-" only at the start of a word, touching it
-    primary := word | word* | "phrase" | @Entity | "(" or ")" | field:primary
+    primary := word | word* | "phrase" | @Entity | /regex/ | "(" or ")" | field:primary
 
 A word is everything up to whitespace, a parenthesis or a double quote. It is normalized
 like entry text (watcher.rules.text), so a word that becomes several tokens (``Putin–Trump``,
-``U.S.``) is a phrase. AND, OR, NOT and NEAR/n are operators only in upper case. Every node
-records where it came from (offset and length in the query text) so errors and tools can point
-at it; those two do not take part in equality, so trees compare by meaning.
+``U.S.``) is a phrase. AND, OR, NOT and NEAR/n are operators only in upper case.
+
+``/pattern/`` is an RE2 regular expression, kept exactly as written (``\\/`` is a slash inside
+it). It runs over the normalized text of a field (its tokens joined by single spaces), which
+is lower case and has no diacritics, so patterns are written in lower case; there are no
+flags such as ``/i``.
+
+Every node records where it came from (offset and length in the query text) so errors and
+tools can point at it; those two, and the text as written, do not take part in equality, so
+trees compare by meaning.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
 from watcher.errors import RuleSyntaxError
+from watcher.rules.patterns import pattern_error
 from watcher.rules.text import tokenize
 
 __all__ = [
@@ -40,6 +48,7 @@ __all__ = [
     "Not",
     "Or",
     "Phrase",
+    "Regex",
     "Term",
     "parse_query",
 ]
@@ -65,6 +74,12 @@ class Term(_Located):
 
     token: str
     prefix: bool = False
+    written: str = dataclasses.field(default="", compare=False, kw_only=True)
+
+    @property
+    def label(self) -> str:
+        """What a hit of this term reports (a prefix term reports the token it matched)."""
+        return self.written or self.token
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -72,14 +87,34 @@ class Phrase(_Located):
     """Two or more tokens, consecutive in one field."""
 
     tokens: tuple[str, ...]
+    written: str = dataclasses.field(default="", compare=False, kw_only=True)
+
+    @property
+    def label(self) -> str:
+        return self.written or " ".join(self.tokens)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Entity(_Located):
-    """``@Name``: any of its aliases, each alias a term or phrase (its tokens)."""
+    """``@Name``: any of its aliases, each alias a term or phrase (its tokens).
+
+    ``written`` holds the aliases as the entities file spells them, one per alias, for hits:
+    "Зеленський" reads better in an alert than its normalized form "зеленскии".
+    """
 
     name: str
     aliases: tuple[tuple[str, ...], ...]
+    written: tuple[str, ...] = dataclasses.field(default=(), compare=False, kw_only=True)
+
+    def label(self, alias: int) -> str:
+        return self.written[alias] if self.written else " ".join(self.aliases[alias])
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Regex(_Located):
+    """``/pattern/``: an RE2 pattern over a field's normalized text (watcher.rules.patterns)."""
+
+    pattern: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -114,7 +149,7 @@ class Field(_Located):
     child: Node
 
 
-Node: TypeAlias = Term | Phrase | Entity | Near | And | Or | Not | Field
+Node: TypeAlias = Term | Phrase | Entity | Regex | Near | And | Or | Not | Field
 
 
 def parse_query(text: str, entities: Mapping[str, Sequence[str]]) -> Node:
@@ -129,6 +164,7 @@ class _Kind(enum.Enum):
     WORD = "word"
     PHRASE = "phrase"
     ENTITY = "entity"
+    REGEX = "regex"
     FIELD = "field"
     OPEN = "("
     CLOSE = ")"
@@ -141,10 +177,8 @@ class _Kind(enum.Enum):
 
 
 _OPERATORS = {"AND": _Kind.AND, "OR": _Kind.OR, "NOT": _Kind.NOT}
-_OPERAND_STARTS = frozenset(
-    {_Kind.WORD, _Kind.PHRASE, _Kind.ENTITY, _Kind.FIELD, _Kind.OPEN, _Kind.NOT, _Kind.MINUS}
-)
-_PRIMARY_STARTS = frozenset({_Kind.WORD, _Kind.PHRASE, _Kind.ENTITY, _Kind.OPEN})
+_PRIMARY_STARTS = frozenset({_Kind.WORD, _Kind.PHRASE, _Kind.ENTITY, _Kind.REGEX, _Kind.OPEN})
+_OPERAND_STARTS = _PRIMARY_STARTS | {_Kind.FIELD, _Kind.NOT, _Kind.MINUS}
 _ENTITY_NAME = re.compile(r"[A-Za-z0-9_]+")
 _FIELD_PREFIX = re.compile(r"[A-Za-z]+:")
 _NEAR = re.compile(r"NEAR/([0-9]+)")
@@ -198,7 +232,7 @@ class _Lexer:
         elif char == "@":
             lexeme = self._entity(pos)
         elif char == "/":
-            raise self._regex_error(pos)
+            lexeme = self._regex(pos)
         elif char == "-":
             lexeme = _Lexeme(_Kind.MINUS, char, pos)
             self._after_minus = True
@@ -226,10 +260,30 @@ class _Lexer:
             )
         return _Lexeme(_Kind.ENTITY, self._query[start:end], start)
 
-    def _regex_error(self, start: int) -> RuleSyntaxError:
-        close = self._query.find("/", start + 1)
-        length = close + 1 - start if close != -1 else len(self._word_at(start))
-        return self._error("regular expressions /…/ are not supported yet", start, length)
+    def _regex(self, start: int) -> _Lexeme:
+        query = self._query
+        pos = start + 1
+        while pos < len(query) and query[pos] != "/":
+            pos += 2 if query[pos] == "\\" else 1  # "\/" is a slash inside the pattern
+        if pos >= len(query):
+            raise self._error(
+                "missing closing / for the regular expression that starts here", start
+            )
+        end = pos + 1
+        if end < len(query) and not _ends_word(query[end]):
+            flags = re.match(r"[A-Za-z]+", query[end:])
+            if flags is not None:
+                raise self._error(
+                    "a regular expression takes no flags: the text it runs over is lower case "
+                    "without accents, so write the pattern that way",
+                    end,
+                    flags.end(),
+                )
+            raise self._error(
+                f'unexpected "{query[end]}" after the regular expression; end it with a space',
+                end,
+            )
+        return _Lexeme(_Kind.REGEX, query[start:end], start)
 
     def _word_at(self, start: int) -> str:
         end = start
@@ -382,6 +436,12 @@ class _Parser:
         match side:
             case Term() | Phrase() | Entity():
                 return
+            case Regex():
+                raise self._error_at(
+                    "a regular expression cannot be a side of NEAR; "
+                    "combine it with AND: /pattern/ AND (a NEAR/5 b)",
+                    side,
+                )
             case Field(child=child):
                 self._check_near_side(child)
             case Or(children=children):
@@ -431,6 +491,8 @@ class _Parser:
                 return self._phrase(lexeme)
             case _Kind.ENTITY:
                 return self._entity(lexeme)
+            case _Kind.REGEX:
+                return self._regex(lexeme)
             case _Kind.FIELD:
                 return self._fielded(lexeme)
             case _:
@@ -482,7 +544,7 @@ class _Parser:
             tokens = tokenize(text)
             if not tokens:
                 raise self._error_at(f'"{text}" has no letters or digits to match', word)
-            return _tokens_node(tokens, word)
+            return _tokens_node(tokens, word, text)
         if star != len(text) - 1:
             raise self._error('"*" may only end a word, as in sanction*', word.offset + star)
         tokens = tokenize(text[:-1])
@@ -505,7 +567,7 @@ class _Parser:
         tokens = tokenize(inner)
         if not tokens:
             raise self._error_at("empty phrase: put words between the quotes", phrase)
-        return _tokens_node(tokens, phrase)
+        return _tokens_node(tokens, phrase, " ".join(inner.split()))
 
     def _entity(self, reference: _Lexeme) -> Node:
         name = reference.text[1:]
@@ -514,11 +576,31 @@ class _Parser:
         aliases = self._entities[name]
         if isinstance(aliases, str):
             aliases = (aliases,)
-        alias_tokens = tuple(dict.fromkeys(tuple(tokenize(alias)) for alias in aliases))
-        alias_tokens = tuple(alias for alias in alias_tokens if alias)
-        if not alias_tokens:
+        written: dict[tuple[str, ...], str] = {}  # the first spelling of each normalized alias
+        for alias in aliases:
+            tokens = tuple(tokenize(alias))
+            if tokens:
+                written.setdefault(tokens, " ".join(alias.split()))
+        if not written:
             raise self._error_at(f"entity @{name} has no alias with letters or digits", reference)
-        return Entity(name, alias_tokens, offset=reference.offset, length=len(reference.text))
+        return Entity(
+            name,
+            tuple(written),
+            written=tuple(written.values()),
+            offset=reference.offset,
+            length=len(reference.text),
+        )
+
+    def _regex(self, regex: _Lexeme) -> Regex:
+        pattern = regex.text[1:-1]
+        if not pattern:
+            raise self._error_at(
+                "empty regular expression: put a pattern between the slashes", regex
+            )
+        problem = pattern_error(pattern)
+        if problem is not None:
+            raise self._error_at(f"invalid regular expression: {problem}", regex)
+        return Regex(pattern, offset=regex.offset, length=len(regex.text))
 
     def _entity_hint(self, name: str) -> str:
         close = difflib.get_close_matches(name, list(self._entities), n=3)
@@ -529,10 +611,10 @@ class _Parser:
         return "; define it under entities: in a rules file"
 
 
-def _tokens_node(tokens: Sequence[str], where: _Lexeme) -> Term | Phrase:
+def _tokens_node(tokens: Sequence[str], where: _Lexeme, written: str) -> Term | Phrase:
     if len(tokens) == 1:
-        return Term(tokens[0], offset=where.offset, length=len(where.text))
-    return Phrase(tuple(tokens), offset=where.offset, length=len(where.text))
+        return Term(tokens[0], written=written, offset=where.offset, length=len(where.text))
+    return Phrase(tuple(tokens), written=written, offset=where.offset, length=len(where.text))
 
 
 def _combine(kind: type[And] | type[Or], children: Sequence[Node]) -> Node:

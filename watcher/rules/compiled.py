@@ -1,0 +1,648 @@
+"""The compiled matcher: which rules match an entry, at a cost that grows with the text.
+
+Every query of every rule is compiled once:
+
+- each term, phrase, entity alias and prefix becomes a key of ONE Aho-Corasick automaton
+  that runs over a field's tokens joined by single spaces, with a space at both ends. A term
+  or phrase is the key " a b " and so matches whole tokens only; a prefix is " sanction".
+  Categories are kept apart by a double space, which no key contains.
+- each /pattern/ joins an RE2 Set, which tells in one pass which patterns can match a field.
+- each query becomes a predicate over the keys an entry contains, per scope (the fields an
+  unfielded term looks at, or one field); a function that lists its hits once it matched;
+  and clauses: sets of keys of which the query needs one each (``a (b OR c)``: {a}, {b, c};
+  none for a query that can match without any key, such as ``NOT x``).
+
+Per entry: one automaton pass per field and the RE2 Sets over the fields patterns look at
+give the keys found; from them the clauses satisfied; then only the rules whose cheapest
+clause is satisfied, and the few without clauses, are looked at. A found key is exact
+evidence of a term, phrase, alias or prefix, so a rule made of those alone has matched once
+all its clauses are satisfied; the others run their predicate, where NEAR is decided from
+the places its sides occur in the joined text, and /pattern/ by running it on the fields its
+Set reported. Results and hits are the reference evaluator's (watcher.rules.reference): the
+tests hold the two to each other.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+import operator
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence, Set
+from operator import itemgetter
+from typing import Any
+
+import ahocorasick
+import re2
+
+from watcher.rules.entry_text import EntryText
+from watcher.rules.patterns import OPTIONS, compile_pattern, find_all
+from watcher.rules.query import (
+    DEFAULT_FIELDS,
+    And,
+    Entity,
+    Field,
+    Near,
+    Node,
+    Not,
+    Or,
+    Phrase,
+    Regex,
+    Term,
+)
+from watcher.rules.reference import Evaluation, Occurrence, distinct, near
+
+__all__ = ["CompiledRules"]
+
+_NO_MATCH = Evaluation(False)
+
+_Scope = tuple[str, ...]
+_Predicate = Callable[["_Found"], bool]
+_Hits = Callable[["_Found"], tuple[str, ...]]  # only called once the node matched
+# A NEAR side's occurrences in some of the fields (the others cannot pair).
+_Places = Callable[["_Found", Collection[str]], list[Occurrence]]
+_key_id = itemgetter(1)  # pyahocorasick reports (end index, value)
+_PATTERNS_PER_SET = 1024
+_SET_OPTIONS = re2.Options()
+_SET_OPTIONS.log_errors = OPTIONS.log_errors
+_SET_OPTIONS.max_mem = 64 << 20  # bytes for the DFA of one Set, grown only as texts need
+# Matches at the end of every text: a Set that does not report it gave up before the end.
+_SENTINEL = r"\z"
+_NO_KEY = -1  # what the sentinel reports: a key id no trigger or predicate looks for
+
+
+class _Found:
+    """What one entry contains: the key ids found per field and per scope."""
+
+    __slots__ = ("_evaluations", "fields", "keys", "text")
+
+    def __init__(
+        self, text: EntryText, fields: Mapping[str, Set[int]], keys: Sequence[Set[int]]
+    ) -> None:
+        self.text = text
+        self.fields = fields  # field -> key ids found in it
+        self.keys = keys  # scope id -> key ids found in any of its fields
+        self._evaluations: dict[int, Evaluation] = {}
+
+    def evaluation(self, slot: int, compute: Callable[[_Found], Evaluation]) -> Evaluation:
+        """``compute(self)``, once per entry even when rules share the node of ``slot``."""
+        result = self._evaluations.get(slot)
+        if result is None:
+            result = self._evaluations[slot] = compute(self)
+        return result
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Clause:
+    """Keys, as (scope id, key id), of which a query needs at least one."""
+
+    keys: frozenset[tuple[int, int]]
+    cost: float  # a guess at how often one is found; a rule's cheapest picks it to look at
+
+    def __or__(self, other: _Clause) -> _Clause:
+        return _Clause(self.keys | other.keys, self.cost + other.cost)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A query or a part of one, compiled."""
+
+    matched: _Predicate
+    hits: _Hits
+    clauses: tuple[_Clause, ...]  # all hold when the node matches
+    exact: bool  # and the node matches when they all hold
+    labels: tuple[str, ...] | None = None  # the hits, when they are the same on every match
+
+
+# Per scope id: the key ids of some clause, and for each the ids of the clauses it is in.
+_Index = tuple[tuple[int, frozenset[int], dict[int, tuple[int, ...]]], ...]
+
+
+class CompiledRules:
+    """The queries of a list of rules, compiled once; thread-safe and free of side effects."""
+
+    __slots__ = (
+        "_automaton",
+        "_automaton_fields",
+        "_clauses",
+        "_exact",
+        "_fields",
+        "_first",
+        "_hits",
+        "_index",
+        "_pattern_fields",
+        "_pattern_sets",
+        "_predicates",
+        "_scopes",
+        "_unguarded",
+    )
+
+    def __init__(self, rules: Sequence[Sequence[Node]]) -> None:
+        """``rules``: for each rule, its parsed queries (a rule matches if any query does)."""
+        builder = _Builder()
+        compiled = [builder.rule(queries) for queries in rules]
+        self._predicates = tuple(rule.matched for rule in compiled)
+        self._hits = tuple(rule.hits for rule in compiled)
+        self._exact = tuple(rule.exact for rule in compiled)
+        # A rule is a candidate for an entry once the entry has a key of each of its clauses;
+        # an exact rule has then matched, any other runs its predicate. Clauses are shared
+        # (many rules need @Putin), so each distinct one gets an id.
+        clause_ids: dict[frozenset[tuple[int, int]], int] = {}
+        first: list[list[int]] = []  # clause id -> the rules whose cheapest clause it is
+        clauses = []
+        for index, rule in enumerate(compiled):
+            ids = [clause_ids.setdefault(clause.keys, len(clause_ids)) for clause in rule.clauses]
+            first.extend([] for _ in range(len(clause_ids) - len(first)))
+            if ids:
+                cheapest = min(range(len(ids)), key=lambda i: rule.clauses[i].cost)
+                first[ids[cheapest]].append(index)
+            clauses.append(frozenset(ids))
+        self._clauses = tuple(clauses)
+        self._first = tuple(map(tuple, first))
+        self._unguarded = tuple(index for index, ids in enumerate(clauses) if not ids)
+        self._index = _index(clause_ids)
+        self._scopes = tuple(builder.scopes)
+        self._automaton = _automaton(builder.keys)
+        self._automaton_fields = frozenset(builder.key_fields)
+        self._pattern_sets = _pattern_sets(builder.patterns)
+        self._pattern_fields = frozenset(builder.pattern_fields)
+        self._fields = tuple(dict.fromkeys(field for scope in self._scopes for field in scope))
+
+    def matching(self, text: EntryText) -> list[int]:
+        """The indexes of the rules that have a query matching ``text``, ascending."""
+        found, candidates = self._candidates(text)
+        exact, predicates = self._exact, self._predicates
+        return [index for index in candidates if exact[index] or predicates[index](found)]
+
+    def matches(
+        self, text: EntryText, applies: Callable[[int], bool] | None = None
+    ) -> list[tuple[int, tuple[str, ...]]]:
+        """(index, hits) of each rule that ``applies`` and matches ``text``, ascending."""
+        found, candidates = self._candidates(text)
+        exact, predicates, hits = self._exact, self._predicates, self._hits
+        return [
+            (index, hits[index](found))
+            for index in candidates
+            if (applies is None or applies(index)) and (exact[index] or predicates[index](found))
+        ]
+
+    def _candidates(self, text: EntryText) -> tuple[_Found, list[int]]:
+        fields = {field: self._keys_in(text, field) for field in self._fields}
+        keys = [_union(fields, scope) for scope in self._scopes]
+        satisfied: set[int] = set()
+        for scope, key_set, clauses_by_key in self._index:
+            satisfied.update(*map(clauses_by_key.__getitem__, keys[scope] & key_set))
+        clauses = self._clauses
+        candidates = [
+            index
+            for index in set().union(*map(self._first.__getitem__, satisfied))
+            if clauses[index] <= satisfied
+        ]
+        candidates.extend(self._unguarded)
+        return _Found(text, fields, keys), sorted(candidates)
+
+    def _keys_in(self, text: EntryText, field: str) -> set[int]:
+        keys: set[int] = set()
+        if not text.tokens(field):
+            return keys
+        if self._automaton is not None and field in self._automaton_fields:
+            keys.update(map(_key_id, self._automaton.iter(text.padded(field))))
+        if field in self._pattern_fields:
+            for segment in text.segments(field):
+                encoded = segment.encode()
+                for pattern_set, key_ids in self._pattern_sets:
+                    reported = pattern_set.Match(encoded)
+                    # None: the Set's DFA gave up (memory); every pattern stays possible.
+                    keys.update(key_ids if reported is None else map(key_ids.__getitem__, reported))
+        return keys
+
+
+def _index(clause_ids: Mapping[frozenset[tuple[int, int]], int]) -> _Index:
+    by_scope: dict[int, dict[int, list[int]]] = {}
+    for keys, clause in clause_ids.items():
+        for scope, key in keys:
+            by_scope.setdefault(scope, {}).setdefault(key, []).append(clause)
+    return tuple(
+        (scope, frozenset(by_key), {key: tuple(clauses) for key, clauses in by_key.items()})
+        for scope, by_key in sorted(by_scope.items())
+    )
+
+
+def _union(fields: Mapping[str, Set[int]], scope: _Scope) -> Set[int]:
+    if len(scope) == 1:
+        return fields[scope[0]]
+    return set().union(*(fields[field] for field in scope))
+
+
+def _automaton(keys: Mapping[str, int]) -> Any:
+    if not keys:
+        return None  # pyahocorasick cannot run an automaton without keys
+    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
+    for key, key_id in keys.items():
+        automaton.add_word(key, key_id)
+    automaton.make_automaton()
+    return automaton
+
+
+def _pattern_sets(patterns: Mapping[str, int]) -> tuple[tuple[Any, tuple[int, ...]], ...]:
+    """RE2 Sets of at most _PATTERNS_PER_SET patterns, each with the key id of each index."""
+    items = list(patterns.items())
+    sets = []
+    for start in range(0, len(items), _PATTERNS_PER_SET):
+        chunk = items[start : start + _PATTERNS_PER_SET]
+        pattern_set = re2.Set.SearchSet(_SET_OPTIONS)
+        pattern_set.Add(_SENTINEL)
+        for pattern, _ in chunk:
+            pattern_set.Add(pattern)
+        pattern_set.Compile()
+        sets.append((pattern_set, (_NO_KEY, *(key_id for _, key_id in chunk))))
+    return tuple(sets)
+
+
+class _Builder:
+    """Compiles queries, collecting the keys, patterns and scopes they use."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, int] = {}  # automaton key -> key id
+        self.patterns: dict[str, int] = {}  # RE2 pattern -> key id
+        self.key_fields: set[str] = set()
+        self.pattern_fields: set[str] = set()
+        self.scopes: dict[_Scope, int] = {}
+        self._slots: dict[tuple[Node, _Scope], int] = {}  # nodes whose result is remembered
+
+    def rule(self, queries: Sequence[Node]) -> _Compiled:
+        return _either([self.node(query, DEFAULT_FIELDS) for query in queries])
+
+    def node(self, node: Node, scope: _Scope) -> _Compiled:
+        match node:
+            case Term(token=token, prefix=True):
+                key = f" {token}"
+                hits = _prefix_hits(scope, self._key(key), key)
+                return self._keys(scope, [key], 3.0 / len(token), hits)
+            case Term(token=token):
+                return self._keys(scope, [f" {token} "], 1.0 / len(token), node.label)
+            case Phrase(tokens=tokens):
+                return self._keys(scope, [_key(tokens)], _cost(tokens), node.label)
+            case Entity(aliases=aliases):
+                keys = [_key(alias) for alias in aliases]
+                labelled = tuple(
+                    (self._key(key), key, node.label(index)) for index, key in enumerate(keys)
+                )
+                hits = _entity_hits(scope, labelled, self._slot(node, scope))
+                return self._keys(scope, keys, sum(map(_cost, aliases)), hits)
+            case Regex(pattern=pattern):
+                return self._regex(node, pattern, scope)
+            case Field(field=field, child=child):
+                return self.node(child, (field,))
+            case Not(child=child):
+                inner = self.node(child, scope).matched
+                return _Compiled(
+                    lambda found: not inner(found), _constant(), (), exact=False, labels=()
+                )
+            case And(children=children):
+                compiled = [self.node(child, scope) for child in children]
+                clauses = {c.keys: c for child in compiled for c in child.clauses}
+                labels = _labels(compiled)
+                return _Compiled(
+                    _all([child.matched for child in compiled]),
+                    _all_hits([child.hits for child in compiled])
+                    if labels is None
+                    else _constant(*labels),
+                    tuple(clauses.values()),
+                    exact=all(child.exact for child in compiled),
+                    labels=labels,
+                )
+            case Or(children=children):
+                return _either([self.node(child, scope) for child in children])
+            case Near():
+                return self._near(node, scope)
+
+    def _scope(self, scope: _Scope) -> int:
+        return self.scopes.setdefault(scope, len(self.scopes))
+
+    def _key(self, key: str) -> int:
+        return self.keys.setdefault(key, len(self.keys) + len(self.patterns))
+
+    def _keys(
+        self, scope: _Scope, keys: Sequence[str], cost: float, hits: _Hits | str
+    ) -> _Compiled:
+        """A node that matches where one of ``keys`` is found; ``hits`` a str: its label."""
+        scope_id = self._scope(scope)
+        self.key_fields.update(scope)
+        key_ids = frozenset(self._key(key) for key in keys)
+        clause = _Clause(frozenset((scope_id, key_id) for key_id in key_ids), cost)
+        matched: _Predicate
+        if len(key_ids) == 1:
+            (only,) = key_ids
+            matched = lambda found: only in found.keys[scope_id]  # noqa: E731
+        else:
+            matched = lambda found: not key_ids.isdisjoint(found.keys[scope_id])  # noqa: E731
+        if isinstance(hits, str):
+            return _Compiled(matched, _constant(hits), (clause,), exact=True, labels=(hits,))
+        return _Compiled(matched, hits, (clause,), exact=True)
+
+    def _slot(self, node: Node, scope: _Scope) -> int:
+        return self._slots.setdefault((node, scope), len(self._slots))
+
+    def _regex(self, node: Regex, pattern: str, scope: _Scope) -> _Compiled:
+        scope_id = self._scope(scope)
+        self.pattern_fields.update(scope)
+        key_id = self.patterns.setdefault(pattern, len(self.keys) + len(self.patterns))
+        compile_pattern(pattern)  # now rather than when the first entry needs it
+        slot = self._slot(node, scope)
+
+        def evaluation(found: _Found) -> Evaluation:
+            # As the reference evaluator does, but only in the fields the Set reported.
+            text = found.text
+            matches = [
+                match
+                for field in scope
+                if key_id in found.fields[field]
+                for segment in text.segments(field)
+                for match in find_all(pattern, segment)
+            ]
+            return Evaluation(bool(matches), distinct(matches))
+
+        def matched(found: _Found) -> bool:
+            return key_id in found.keys[scope_id] and found.evaluation(slot, evaluation).matched
+
+        def hits(found: _Found) -> tuple[str, ...]:
+            return found.evaluation(slot, evaluation).hits
+
+        # The Set reports a pattern that can match, even if only empty text: not exact.
+        clause = _Clause(frozenset({(scope_id, key_id)}), 1.0)
+        return _Compiled(matched, hits, (clause,), exact=False)
+
+    def _near(self, node: Near, scope: _Scope) -> _Compiled:
+        left, right = self.node(node.left, scope), self.node(node.right, scope)
+        left_places, right_places = self._places(node.left, scope), self._places(node.right, scope)
+        left_keys, right_keys = (
+            self._side_keys(node.left, scope),
+            self._side_keys(node.right, scope),
+        )
+        shared = [
+            (field, keys, right_keys[field])
+            for field, keys in left_keys.items()
+            if field in right_keys
+        ]
+        distance = node.distance
+        slot = self._slot(node, scope)
+
+        def evaluation(found: _Found) -> Evaluation:
+            # Occurrences pair only within a field: only fields with keys of both sides count.
+            fields = {
+                field
+                for field, lefts, rights in shared
+                if not lefts.isdisjoint(found.fields[field])
+                and not rights.isdisjoint(found.fields[field])
+            }
+            if not fields:
+                return _NO_MATCH
+            return near(left_places(found, fields), right_places(found, fields), distance)
+
+        def matched(found: _Found) -> bool:
+            return (
+                left.matched(found)
+                and right.matched(found)
+                and found.evaluation(slot, evaluation).matched
+            )
+
+        def hits(found: _Found) -> tuple[str, ...]:
+            return found.evaluation(slot, evaluation).hits
+
+        return _Compiled(matched, hits, (*left.clauses, *right.clauses), exact=False)
+
+    def _places(self, node: Node, scope: _Scope) -> _Places:
+        """Where a side of NEAR occurs, in the order the reference evaluator lists them."""
+        match node:
+            case Term(token=token, prefix=True):
+                return _prefix_places(scope, self.keys[f" {token}"], f" {token}")
+            case Term(token=token):
+                key = f" {token} "
+                return _sequence_places(scope, ((self.keys[key], key, 1, node.label),))
+            case Phrase(tokens=tokens):
+                key = _key(tokens)
+                return _sequence_places(scope, ((self.keys[key], key, len(tokens), node.label),))
+            case Entity(aliases=aliases):
+                labelled = tuple(
+                    (self.keys[_key(alias)], _key(alias), len(alias), node.label(index))
+                    for index, alias in enumerate(aliases)
+                )
+                return _sequence_places(scope, labelled)
+            case Or(children=children):
+                sides = [self._places(child, scope) for child in children]
+                return lambda found, fields: [
+                    place for side in sides for place in side(found, fields)
+                ]
+            case Field(field=field, child=child):
+                return self._places(child, (field,))
+            case _:
+                raise ValueError(f"{type(node).__name__} cannot be a side of NEAR")
+
+    def _side_keys(self, node: Node, scope: _Scope) -> dict[str, frozenset[int]]:
+        """Per field, the key ids of a side of NEAR: it occurs in no field without one."""
+        match node:
+            case Term(token=token, prefix=True):
+                return dict.fromkeys(scope, frozenset({self.keys[f" {token}"]}))
+            case Term(token=token):
+                return dict.fromkeys(scope, frozenset({self.keys[f" {token} "]}))
+            case Phrase(tokens=tokens):
+                return dict.fromkeys(scope, frozenset({self.keys[_key(tokens)]}))
+            case Entity(aliases=aliases):
+                return dict.fromkeys(scope, frozenset(self.keys[_key(alias)] for alias in aliases))
+            case Or(children=children):
+                merged: dict[str, frozenset[int]] = {}
+                for child in children:
+                    for field, keys in self._side_keys(child, scope).items():
+                        merged[field] = merged.get(field, frozenset()) | keys
+                return merged
+            case Field(field=field, child=child):
+                return self._side_keys(child, (field,))
+            case _:
+                raise ValueError(f"{type(node).__name__} cannot be a side of NEAR")
+
+
+def _key(tokens: Sequence[str]) -> str:
+    return f" {' '.join(tokens)} "
+
+
+def _cost(tokens: Sequence[str]) -> float:
+    # Longer tokens are rarer, and each further token of a phrase makes it rarer still.
+    return min(1.0 / len(token) for token in tokens) * 0.1 ** (len(tokens) - 1)
+
+
+def _cost_of(clause: _Clause) -> float:
+    return clause.cost
+
+
+def _labels(children: Sequence[_Compiled]) -> tuple[str, ...] | None:
+    """The hits of an AND whose children all have constant hits, else None."""
+    if any(child.labels is None for child in children):
+        return None
+    return distinct(label for child in children for label in child.labels or ())
+
+
+def _either(children: Sequence[_Compiled]) -> _Compiled:
+    """An OR (or a rule's queries): one clause, a key of some child's clause."""
+    if len(children) == 1:
+        return children[0]
+    matched = _any([child.matched for child in children])
+    hits = _matched_hits(children)
+    if any(not child.clauses for child in children):
+        return _Compiled(matched, hits, (), exact=False)  # a child matches without any key
+    # Each child's cheapest clause: exact when each child is exactly its only clause.
+    chosen = [min(child.clauses, key=_cost_of) for child in children]
+    exact = all(child.exact and len(child.clauses) == 1 for child in children)
+    return _Compiled(matched, hits, (functools.reduce(operator.or_, chosen),), exact)
+
+
+def _all(predicates: Sequence[_Predicate]) -> _Predicate:
+    if len(predicates) == 1:
+        return predicates[0]
+    if len(predicates) == 2:
+        first, second = predicates
+        return lambda found: first(found) and second(found)
+    return lambda found: all(predicate(found) for predicate in predicates)
+
+
+def _any(predicates: Sequence[_Predicate]) -> _Predicate:
+    if len(predicates) == 1:
+        return predicates[0]
+    if len(predicates) == 2:
+        first, second = predicates
+        return lambda found: first(found) or second(found)
+    return lambda found: any(predicate(found) for predicate in predicates)
+
+
+# --- hits ----------------------------------------------------------------------------------
+
+
+def _constant(*hits: str) -> _Hits:
+    return lambda found: hits
+
+
+def _all_hits(children: Sequence[_Hits]) -> _Hits:
+    """An AND that matched: every child matched; their hits in order."""
+    return lambda found: distinct(itertools.chain.from_iterable(hits(found) for hits in children))
+
+
+def _matched_hits(children: Sequence[_Compiled]) -> _Hits:
+    """An OR that matched (or a rule): the hits of every child that matched."""
+    if len(children) == 1:
+        return children[0].hits
+    if all(child.labels is not None for child in children):
+        labelled = [(child.matched, child.labels or ()) for child in children]
+        return lambda found: distinct(
+            label for matched, labels in labelled if matched(found) for label in labels
+        )
+    return lambda found: distinct(
+        itertools.chain.from_iterable(
+            child.hits(found) for child in children if child.matched(found)
+        )
+    )
+
+
+def _prefix_hits(scope: _Scope, key_id: int, key: str) -> _Hits:
+    """The tokens that start with the prefix, in the order they first occur."""
+
+    def hits(found: _Found) -> tuple[str, ...]:
+        return distinct(
+            padded[start + 1 : padded.index(" ", start + 1)]
+            for field in scope
+            if key_id in found.fields[field]
+            for padded in (found.text.padded(field),)
+            for start in _starts(padded, key)
+        )
+
+    return hits
+
+
+def _entity_hits(scope: _Scope, aliases: tuple[tuple[int, str, str], ...], slot: int) -> _Hits:
+    """The aliases found, as (key id, key, label); one inside another found counts once."""
+
+    def hits(found: _Found) -> tuple[str, ...]:
+        return found.evaluation(slot, evaluation).hits
+
+    def evaluation(found: _Found) -> Evaluation:
+        labels: list[str] = []
+        for field in scope:
+            present = found.fields[field]
+            here = [(key, label) for key_id, key, label in aliases if key_id in present]
+            if len(here) == 1:  # one alias: where it occurs cannot change the hits
+                labels.append(here[0][1])
+                continue
+            spans = [
+                (start, start + len(key), label)
+                for key, label in here
+                for start in _starts(found.text.padded(field), key)
+            ]
+            labels.extend(label for _, _, label in sorted(_outermost(spans)))
+        return Evaluation(True, distinct(labels))
+
+    return hits
+
+
+def _sequence_places(scope: _Scope, sequences: tuple[tuple[int, str, int, str], ...]) -> _Places:
+    """Occurrences of sequences given as (key id, key, token count, label); per field by start."""
+
+    def places(found: _Found, fields: Collection[str]) -> list[Occurrence]:
+        occurrences = []
+        for field in scope:
+            if field not in fields:
+                continue
+            present = found.fields[field]
+            padded = found.text.padded(field)
+            in_field = [
+                Occurrence(field, first, first + size - 1, label)
+                for key_id, key, size, label in sequences
+                if key_id in present
+                for _, first in _token_starts(padded, key)
+            ]
+            if len(sequences) > 1:
+                in_field.sort(key=lambda occurrence: occurrence.start)
+            occurrences.extend(in_field)
+        return occurrences
+
+    return places
+
+
+def _prefix_places(scope: _Scope, key_id: int, key: str) -> _Places:
+    def places(found: _Found, fields: Collection[str]) -> list[Occurrence]:
+        return [
+            Occurrence(field, first, first, padded[start + 1 : padded.index(" ", start + 1)])
+            for field in scope
+            if field in fields and key_id in found.fields[field]
+            for padded in (found.text.padded(field),)
+            for start, first in _token_starts(padded, key)
+        ]
+
+    return places
+
+
+def _token_starts(padded: str, key: str) -> Iterator[tuple[int, int]]:
+    """(index in ``padded``, token position) of each occurrence of ``key``."""
+    position = 0
+    counted = 0  # the spaces before ``counted`` are in ``position``
+    for start in _starts(padded, key):
+        position += padded.count(" ", counted, start)
+        counted = start
+        yield start, position
+
+
+def _starts(text: str, key: str) -> Iterator[int]:
+    """Every index where ``key`` starts in ``text``, overlapping ones included."""
+    start = text.find(key)
+    while start != -1:
+        yield start
+        start = text.find(key, start + 1)
+
+
+def _outermost(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
+    """The spans not inside another (start, end) span; sorted by start, longest first."""
+    kept = []
+    reach = -1
+    for span in sorted(spans, key=lambda span: (span[0], -span[1])):
+        if span[1] > reach:
+            kept.append(span)
+        reach = max(reach, span[1])
+    return kept
