@@ -23,6 +23,7 @@ from watcher.logs import set_secrets, setup_logging
 from watcher.models import Alert, AlertState
 from watcher.service import Watcher, run_daemon, utc_now
 from watcher.status_report import gather, print_report, trouble_first
+from watcher.store import open_store, schema_status
 
 
 class LogFormatChoice(enum.StrEnum):
@@ -189,8 +190,9 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
 ) -> None:
     """Feeds by health, entries, alerts by state, rules, last tick."""
-    with open_store_of(config) as store:
-        report = gather(store)
+    loaded = user_errors(lambda: load_config(config_path(config), with_rules=False))
+    with user_errors(lambda: open_store(loaded.store_url)) as store:
+        report = gather(store, user_errors(lambda: schema_status(loaded.store_url)))
     if as_json:
         typer.echo(json.dumps(report, ensure_ascii=False, indent=2))
     else:

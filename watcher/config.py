@@ -48,7 +48,7 @@ _FETCH_KEYS = frozenset(
 _GLOBAL_FETCH_KEYS = _FETCH_KEYS | {"max_in_flight", "max_per_host"}
 _AUTH_KEYS = frozenset({"user", "password"})
 _FEED_KEYS = _SCHEDULE_KEYS | {"name", "url", "tags", "fetch"}
-_DELIVERY_KEYS = frozenset({"max_attempts", "retry", "max_retry"})
+_DELIVERY_KEYS = frozenset({"max_attempts", "retry", "max_retry", "max_age"})
 _RULES_FILE_KEYS = frozenset({"include", "entities", "rules"})
 _RULE_KEYS = frozenset({"name", "match", "notify", "feeds", "digest", "template"})
 _TARGET_KEYS = frozenset({"url", "max", "quiet", "template"})
@@ -60,6 +60,9 @@ class DeliverySettings:
     max_attempts: int = 10  # then the alert is dead (visible, retryable by hand)
     retry: timedelta = timedelta(minutes=1)  # first retry delay; doubles each attempt
     max_retry: timedelta = timedelta(hours=6)
+    max_age: timedelta = timedelta(
+        days=2
+    )  # an alert still failing this long after its match is dead
 
 
 @dataclass(frozen=True, slots=True)
@@ -605,6 +608,7 @@ def _delivery(node: YamlNode | None) -> DeliverySettings:
         max_retry=_duration(items["max_retry"], "max_retry")
         if "max_retry" in items
         else defaults.max_retry,
+        max_age=_duration(items["max_age"], "max_age") if "max_age" in items else defaults.max_age,
     )
 
 

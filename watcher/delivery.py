@@ -171,6 +171,9 @@ def _override(deps: DeliveryDeps, target: str, group: Sequence[Alert]) -> Templa
 
 
 def _retry_at(deps: DeliveryDeps, alert: Alert, now: datetime) -> datetime | None:
+    """When to try again; None: give up (out of attempts, or older than max_age)."""
+    if now - alert.created_at >= deps.settings.max_age:
+        return None
     return timing.next_delivery_attempt(
         now=now,
         attempts=alert.attempts + 1,

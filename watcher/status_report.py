@@ -10,10 +10,10 @@ from rich.console import Console
 from rich.table import Table
 
 from watcher.models import AlertState, FeedState
-from watcher.store import Store
+from watcher.store import SchemaStatus, Store
 
 
-def gather(store: Store) -> dict[str, Any]:
+def gather(store: Store, schema: SchemaStatus | None = None) -> dict[str, Any]:
     """Everything status shows, as JSON-ready values. Feeds in trouble come first."""
     feeds = sorted(store.feeds(), key=trouble_first)
     counts = store.alert_counts()
@@ -29,6 +29,7 @@ def gather(store: Store) -> dict[str, Any]:
         "alerts": {state.value: counts.get(state, 0) for state in AlertState},
         "rules": _note(store, "rules"),
         "last_tick": _note(store, "last_tick"),
+        "schema": {"revision": schema.current, "needed": schema.head} if schema else None,
     }
 
 
@@ -93,6 +94,10 @@ def print_report(report: dict[str, Any], console: Console) -> None:
     )
     console.print("[bold]Rules[/]    " + _rules_line(report["rules"]), highlight=False)
     console.print("[bold]Last tick[/] " + _tick_line(report["last_tick"]), highlight=False)
+    schema = report["schema"]
+    if schema is not None:
+        state = "up to date" if schema["revision"] == schema["needed"] else "run watcher db upgrade"
+        console.print(f"[bold]Schema[/]   revision {schema['revision']} ({state})", highlight=False)
 
 
 def _short(iso: str | None) -> str:

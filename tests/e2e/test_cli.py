@@ -125,6 +125,8 @@ def test_status_feeds_and_alerts_after_a_failed_delivery(
     assert report["entries"] == 1
     assert report["last_tick"]["polled"] == 2
     assert report["rules"]["rules"] == 1
+    assert report["schema"]["revision"] == report["schema"]["needed"]
+    assert "(up to date)" in status.stdout
 
     assert watcher("alerts", "retry", "999", "--config", str(config)).returncode == 1
     assert watcher("alerts", "retry", "--config", str(config)).returncode == 2  # ID or --dead

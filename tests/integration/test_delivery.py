@@ -172,3 +172,20 @@ def test_an_hour_long_outage_loses_nothing_and_keeps_the_order(
     assert len(received) == 50
     assert received == [f"[sanctions] Story {n} on sanctions" for n in range(50)]
     assert watcher.store.alert_counts()[AlertState.SENT] == 50
+
+
+def test_an_alert_failing_longer_than_max_age_is_dead_and_retryable(
+    tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink, clock: FakeClock
+) -> None:
+    feed_server.serve("/wire.xml", rss([story(1)]))
+    webhook_sink.status = 500
+    with start(tmp_path, feed_server, webhook_sink, clock) as daemon:
+        daemon.tick()
+        clock.advance(timedelta(days=2))  # max_age's default
+        report = daemon.deliver()
+        assert report.dead == 1
+        (alert,) = daemon.store.alerts(AlertState.DEAD)
+        assert alert.attempts == 2  # far fewer than max_attempts (12 here)
+        webhook_sink.status = 200
+        assert daemon.store.retry_alert(alert.id, clock.now)
+        assert daemon.deliver().sent == 1
