@@ -3,6 +3,7 @@ it with APScheduler and stops cleanly on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -18,10 +19,11 @@ from types import FrameType, TracebackType
 
 from apscheduler.schedulers.blocking import BlockingScheduler
 
-from watcher.config import Config, RuleBook
+from watcher.config import Config, RuleBook, load_config
 from watcher.delivery import DeliveryDeps, DeliveryReport, deliver_due
 from watcher.errors import WatcherError
 from watcher.fetch import Fetcher
+from watcher.logs import set_secrets
 from watcher.metrics import Metrics, MetricsServer, tick_health
 from watcher.models import AlertState
 from watcher.parse_pool import ParsePool
@@ -151,34 +153,68 @@ class Watcher:
         )
         return deliver_due(deps, self.clock(), stop=self.stop_event)
 
+    def reload_if_needed(self) -> bool:
+        """SIGHUP: read the whole config again; otherwise reload the rules if their files
+        changed. Returns True when something new is in use."""
+        if self.reload_requested.is_set():
+            self.reload_requested.clear()
+            return self._reload(full=True)
+        return self.reload_rules_if_changed()
+
     def reload_rules_if_changed(self) -> bool:
-        """Reload the rules when their files changed or a reload was asked for (SIGHUP).
+        """Reload the rules when their files changed on disk.
 
         An invalid edit keeps the running rules; the error goes to the log and to
         `watcher status`. Returns True when new rules are in use.
         """
         current = rules_fingerprint(self.config.rules_path, self.rulebook.files)
-        if current == self._rules_fingerprint and not self.reload_requested.is_set():
+        if current == self._rules_fingerprint:
             return False
-        self.reload_requested.clear()
-        self._rules_fingerprint = current
+        return self._reload(full=False)
+
+    def _reload(self, *, full: bool) -> bool:
+        config = self.config
         try:
-            rulebook = self.config.reload_rules()
+            if full:
+                config = load_config(self.config.path)
+                rulebook = config.rulebook
+            else:
+                rulebook = self.config.reload_rules()
             rules = RuleSet.compile(rulebook.rules, rulebook.entities)
         except WatcherError as exc:
-            log.error("rules not reloaded, the previous rules stay in use:\n%s", exc)
+            self._rules_fingerprint = rules_fingerprint(self.config.rules_path, self.rulebook.files)
+            what = "config" if full else "rules"
+            log.error("%s not reloaded, the previous %s stay in use:\n%s", what, what, exc)
             self._record_rules_state(error=str(exc))
             self.metrics.rules_loaded(len(self.rules.rules), ok=False)
             return False
+        if full:
+            self._use_config(config)
         self.rulebook, self.rules = rulebook, rules
-        self._rules_fingerprint = rules_fingerprint(self.config.rules_path, rulebook.files)
+        self._rules_fingerprint = rules_fingerprint(config.rules_path, rulebook.files)
         for warning in rulebook.warnings:
             log.warning("%s", warning)
         log.info("rules reloaded: %d rules from %d files", len(rules.rules), len(rulebook.files))
         self._record_rules_state(error=None)
         self.metrics.rules_loaded(len(rules.rules), ok=True)
-        self.metrics.retain(rules=[rule.name for rule in rules.rules])
+        self.metrics.retain(
+            rules=[rule.name for rule in rules.rules],
+            feeds=[feed.name for feed in config.feeds],
+            targets=list(config.targets),
+        )
         return True
+
+    def _use_config(self, config: Config) -> None:
+        """Feeds, targets, limits and templates from a reloaded config. The store, the
+        fetch limits and the metrics address only change with a restart."""
+        if config.store_url != self.config.store_url:
+            log.warning("the store changed in the config: restart watcher to use it")
+            config = dataclasses.replace(config, store_url=self.config.store_url)
+        self.store.sync_feeds(config.feeds, self.clock())
+        self.config = config
+        self._feed_configs = {feed.name: feed for feed in config.feeds}
+        set_secrets(config.secrets)
+        log.info("config reloaded: %d feeds, %d targets", len(config.feeds), len(config.targets))
 
     def _record_rules_state(self, *, error: str | None) -> None:
         state = {
@@ -194,7 +230,7 @@ class Watcher:
 
     def tick(self, *, every_feed: bool = False) -> TickReport:
         started = time.monotonic()
-        self.reload_rules_if_changed()
+        self.reload_if_needed()
         report = TickReport(polled=self.poll(every_feed=every_feed))
         report.delivery = self.deliver()
         self._record_tick(report)
@@ -278,7 +314,7 @@ def run_daemon(watcher: Watcher) -> None:
         scheduler.shutdown(wait=True)
 
     def reload(signum: int, frame: FrameType | None) -> None:
-        log.info("received SIGHUP, reloading the rules")
+        log.info("received SIGHUP, reloading the config and the rules")
         watcher.reload_requested.set()
         scheduler.modify_job("tick", next_run_time=datetime.now(UTC))
 

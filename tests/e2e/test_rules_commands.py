@@ -246,3 +246,33 @@ def test_sighup_reloads_the_rules_of_a_running_daemon(
         reader.join(timeout=10)
         stderr.close()
     assert daemon.returncode == 0
+
+
+def test_a_reload_request_reads_the_whole_config_again(
+    tmp_path: Path, feed_server: FeedServer, webhook_sink: WebhookSink
+) -> None:
+    feed_server.serve("/wire.xml", rss([WEATHER]))
+    feed_server.serve("/more.xml", rss([SANCTIONS]))
+    config_path = project(
+        tmp_path, feed_server.url("/wire.xml"), webhook_sink.apprise_url(), SANCTIONS_RULE
+    )
+    with Watcher(load_config(config_path), clock=FakeClock()) as daemon:
+        daemon.tick()
+        assert webhook_sink.delivered == []
+        text = config_path.read_text(encoding="utf-8")
+        config_path.write_text(
+            text.replace(
+                "notify:", f"  - {{name: More, url: '{feed_server.url('/more.xml')}'}}\nnotify:"
+            ),
+            encoding="utf-8",
+        )
+        daemon.reload_requested.set()  # what SIGHUP does
+        daemon.tick()
+        assert [feed.name for feed in daemon.store.feeds()] == ["More", "Wire"]
+        (hook,) = webhook_sink.delivered
+        assert SANCTIONS.title in hook.json()["title"]
+
+        config_path.write_text("feeds: [oops", encoding="utf-8")  # a broken edit
+        daemon.reload_requested.set()
+        daemon.tick()
+        assert [feed.name for feed in daemon.store.feeds()] == ["More", "Wire"]
