@@ -1,0 +1,112 @@
+"""What both tool processes share (standard library only: the reader side runs in another
+venv): talking to the feed server, peak memory, and the result format."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+
+def control(server: str, action: str) -> Any:
+    """POST /_control/<action>, or GET /_stats when action is "stats"."""
+    if action == "stats":
+        with urllib.request.urlopen(f"{server}/_stats", timeout=10) as response:
+            return json.load(response)
+    request = urllib.request.Request(f"{server}/_control/{action}", data=b"", method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.read()
+
+
+def self_peak_mb() -> float:
+    """This process's peak resident set size so far (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def reaped_children_peak_mb() -> float:
+    """The largest peak RSS of any child (and its reaped descendants) this process waited for."""
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+
+
+def live_descendants_peak_mb() -> tuple[float, int]:
+    """The sum of the peak RSS (VmHWM) of every live descendant process, and their number.
+
+    Summing peaks over-counts: the processes did not necessarily peak at the same time, and
+    pages shared copy-on-write with their parent count once per process.
+    """
+    found = _descendants()
+    return sum(_status_mb(pid, "VmHWM") for pid in found), len(found)
+
+
+def tree_pss_mb() -> float:
+    """This process's and its descendants' proportional set size now (shared pages split)."""
+    total = 0.0
+    for pid in [os.getpid(), *_descendants()]:
+        try:
+            lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) / 1024 for line in lines if line.startswith("Pss:"))
+    return total
+
+
+def _status_mb(pid: int, field: str) -> float:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _descendants() -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    wanted, found = {os.getpid()}, []
+    changed = True
+    while changed:
+        changed = False
+        for pid, parent in parents.items():
+            if parent in wanted and pid not in wanted:
+                wanted.add(pid)
+                found.append(pid)
+                changed = True
+    return found
+
+
+def tree_cpu_s() -> float:
+    """CPU time (user + system) used so far by this process and its live descendants."""
+    total = 0.0
+    for pid in [os.getpid(), *_descendants()]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
+def machine_busy_s() -> float:
+    """CPU time used by everything on the machine so far (all cores, from /proc/stat)."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def write_result(path: str, result: dict[str, Any]) -> None:
+    Path(path).write_text(json.dumps(result, indent=2))
