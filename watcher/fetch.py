@@ -189,6 +189,7 @@ class _Batch:
     budget: asyncio.Semaphore | None = None
     task: asyncio.Task[None] | None = None
     cancelled: bool = False
+    interrupted: bool = False  # set from another thread by Fetcher.interrupt()
 
     def cancel(self) -> None:
         """On the loop's thread: stop the batch, whether it has started or not."""
@@ -233,6 +234,7 @@ class Fetcher:
         self._clients: dict[str | None, httpx.AsyncClient] = {}  # by proxy; loop thread only
         self._lock = threading.Lock()
         self._closed = False
+        self._active: set[_Batch] = set()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="watcher-fetch", daemon=True)
         self._thread.start()
@@ -278,9 +280,13 @@ class Fetcher:
             return
         future = self._submit(lambda: self._run_batch(batch))
         future.add_done_callback(lambda _: batch.results.put(None))
+        with self._lock:
+            self._active.add(batch)
         try:
             for _ in batch.requests:
                 result = batch.results.get()
+                if result is None and batch.interrupted:
+                    return  # interrupt(): the caller is stopping; the rest is cancelled below
                 if result is None:
                     if future.cancelled() or self._closed:
                         raise RuntimeError("the Fetcher was closed while fetching")
@@ -289,8 +295,19 @@ class Fetcher:
                 self._call_soon(batch.give_back)
                 yield result
         finally:
+            with self._lock:
+                self._active.discard(batch)
             if not future.done() and self._call_soon(batch.cancel):
                 batch.finished.wait()
+
+    def interrupt(self) -> None:
+        """From any thread (a signal handler): end every running fetch_many at once; its
+        caller's loop sees the iteration end, and the fetches still running are cancelled."""
+        with self._lock:
+            active = list(self._active)
+        for batch in active:
+            batch.interrupted = True
+            batch.results.put(None)
 
     # On the caller's thread.
 

@@ -309,6 +309,7 @@ def run_daemon(watcher: Watcher) -> None:
         log.info("received %s, stopping", signal.Signals(signum).name)
         notify("STOPPING=1")
         watcher.stop_event.set()
+        watcher.fetcher.interrupt()  # do not wait for slow feeds: they are polled next time
         # Runs in the main thread while the tick runs in the executor's thread: wait for
         # the feed in flight to finish, then the scheduler's loop ends.
         scheduler.shutdown(wait=True)
