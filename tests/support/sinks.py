@@ -64,13 +64,13 @@ class _MailHandler:
 class SmtpSink:
     """An SMTP server on 127.0.0.1 that keeps every message it receives."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self._messages = _Collector()
         self._recipients = _Collector()
         self._loop = asyncio.new_event_loop()
         handler = _MailHandler(self._messages, self._recipients)
         self._server = self._loop.run_until_complete(
-            self._loop.create_server(lambda: SMTP(handler), "127.0.0.1", 0)
+            self._loop.create_server(lambda: SMTP(handler), "127.0.0.1", port, reuse_address=True)
         )
         self.port: int = self._server.sockets[0].getsockname()[1]
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
