@@ -1,4 +1,5 @@
-"""poll_feed(): fetch one feed, store its new entries, match them, enqueue the alerts.
+"""One feed's response: settle it (triage) or store its new entries, match them and
+enqueue the alerts (ingest). The poller runs these over many feeds at once.
 
 One feed, one error boundary, one transaction: the entries, their alerts and the feed's
 new state commit together, so a crash anywhere loses nothing and alerts nothing twice.
@@ -10,7 +11,7 @@ import dataclasses
 import hashlib
 import logging
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -34,10 +35,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class PollDeps:
-    """The edges poll_feed talks to; tests hand in real local servers and a fixed clock."""
+    """What triage and ingest write to and match with; tests hand in a fixed jitter."""
 
-    fetch: Callable[[FetchRequest], FetchResult]
-    parse: Callable[[bytes, Mapping[str, str]], ParsedFeed]
     store: Store
     rules: RuleSet
     jitter: Callable[[], float] = field(default=random.random)
@@ -58,16 +57,6 @@ class PollOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-def poll_feed(feed: FeedState, config: FeedConfig, now: datetime, deps: PollDeps) -> PollOutcome:
-    """Fetch, parse and store one feed (the daemon pipelines these steps over many feeds)."""
-    response = deps.fetch(request_for(feed, config))
-    done = triage(feed, config, response, now, deps)
-    if done is not None:
-        return done
-    parsed = deps.parse(response.body, response.headers)
-    return ingest(feed, config, response, parsed=parsed, now=now, deps=deps)
 
 
 def request_for(feed: FeedState, config: FeedConfig) -> FetchRequest:

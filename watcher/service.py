@@ -12,7 +12,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType, TracebackType
@@ -124,13 +124,7 @@ class Watcher:
             for feed in feeds
             if feed.name in self._feed_configs and not feed.disabled_reason
         ]
-        deps = PollDeps(
-            fetch=self.fetcher.fetch,
-            parse=self.parser.parse,
-            store=self.store,
-            rules=self.rules,
-            jitter=self.jitter,
-        )
+        deps = PollDeps(store=self.store, rules=self.rules, jitter=self.jitter)
         edges = PollerEdges(
             fetch_many=self.fetcher.fetch_many,
             submit_parse=self.parser.submit,
@@ -234,8 +228,9 @@ class Watcher:
         report = TickReport(polled=self.poll(every_feed=every_feed))
         report.delivery = self.deliver()
         self._record_tick(report)
-        self._count(report, time.monotonic() - started)
-        self._tell_systemd(report)
+        counts = self.store.alert_counts()  # one query for the metrics and systemd's STATUS
+        self._count(report, counts, time.monotonic() - started)
+        self._tell_systemd(report, counts)
         if report.polled or report.delivery.sent or report.delivery.retrying:
             log.info(
                 "tick: %d feeds polled (%d failed), %d new entries, %d alerts sent, %d retrying",
@@ -247,7 +242,7 @@ class Watcher:
             )
         return report
 
-    def _count(self, report: TickReport, duration: float) -> None:
+    def _count(self, report: TickReport, counts: Mapping[AlertState, int], duration: float) -> None:
         for outcome in report.polled:
             status = "error" if outcome.error else "not_modified" if outcome.not_modified else "ok"
             self.metrics.poll(outcome.feed, status)
@@ -257,7 +252,7 @@ class Watcher:
             self.metrics.entries(outcome.new, outcome.entries - outcome.new)
             for rule in outcome.matched_rules:
                 self.metrics.matches(rule)
-        self.metrics.alerts_state(self.store.alert_counts())
+        self.metrics.alerts_state(counts)
         self.metrics.tick(duration, time.time())
 
     def _record_tick(self, report: TickReport) -> None:
@@ -273,11 +268,11 @@ class Watcher:
         }
         self.store.set_note("last_tick", json.dumps(note))
 
-    def _tell_systemd(self, report: TickReport) -> None:
+    def _tell_systemd(self, report: TickReport, counts: Mapping[AlertState, int]) -> None:
         """READY=1 after the first tick, then a one-line STATUS and a heartbeat each tick."""
         feeds = self.store.feeds()
         failing = sum(1 for feed in feeds if feed.error_count)
-        pending = self.store.alert_counts()[AlertState.PENDING]
+        pending = counts[AlertState.PENDING]
         status = (
             f"STATUS={len(feeds)} feeds ({failing} failing), {pending} alerts pending, "
             f"last tick {self.clock():%H:%M:%S} UTC: {report.new_entries} new entries, "
