@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +95,7 @@ def _sqlite_engine(url: URL, *, migrating: bool) -> Engine:
         if not migrating:
             cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        _use_wal(cursor)
         cursor.close()
         if migrating:
             dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN, see below
@@ -105,6 +107,25 @@ def _sqlite_engine(url: URL, *, migrating: bool) -> Engine:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _use_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch the file to WAL (a persistent setting), retrying while another connection holds it.
+
+    SQLite answers "database is locked" at once, without its busy handler, when two connections
+    race to switch a new file's journal mode, so the busy timeout is applied here by hand.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
 
 
 def _postgres_engine(url: URL) -> Engine:
