@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from watcher.rules.text import normalize, tokenize
+from watcher.rules.text import _fold, _tokens_by_pattern, normalize, tokenize
 
 DASHES = ["-", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212"]
 QUOTES = ["'", '"', "\u2018", "\u2019", "\u201a", "\u201c", "\u201d", "\u201e", "«", "»", "`"]
@@ -166,3 +166,38 @@ def test_tokens_are_nonempty_and_start_with_a_letter_or_digit(text: str) -> None
     for token in tokenize(text):
         assert token[0].isalnum()
         assert not any(char.isspace() for char in token)
+
+
+# The fast path (ASCII once common punctuation is blanked) against the regex that defines
+# step 5, on text mixing ASCII with the characters the fast path blanks or must not blank.
+_MIXED = st.text(
+    alphabet=st.one_of(
+        st.characters(max_codepoint=0x7F),
+        st.characters(min_codepoint=0xA0, max_codepoint=0xBF),
+        st.characters(min_codepoint=0x2000, max_codepoint=0x206F),
+        st.characters(min_codepoint=0x20A0, max_codepoint=0x20CF),
+        st.sampled_from("éßÅﬁ²½ªµ\u0301\u0903Путинक्षि"),
+        st.characters(),
+    )
+)
+
+
+@settings(max_examples=500)
+@given(_MIXED)
+def test_the_fast_path_gives_the_tokens_of_the_defining_pattern(text: str) -> None:
+    folded, astral = _fold(text)
+    assert tokenize(text) == _tokens_by_pattern(folded, astral)
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [
+        ("Kyiv\u2019s \u201cdeal\u201d \u2014 talks\u2026", ["kyiv", "s", "deal", "talks"]),
+        ("\u00a0\u00ab\u00a0Paris\u00a0\u00bb 5\u00a0\u20ac", ["paris", "5"]),
+        ("x\u00b2 \u00bd \u00aa", ["x2", "1", "2", "a"]),
+    ],
+)
+def test_typographic_punctuation_separates_and_numbers_survive(
+    text: str, tokens: list[str]
+) -> None:
+    assert tokenize(text) == tokens

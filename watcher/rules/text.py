@@ -15,6 +15,12 @@ The pipeline, in order:
    quotes, apostrophes, all punctuation, symbols, spaces) separates tokens. Spacing marks
    that survive step 4 (e.g. Devanagari vowel signs) continue a token rather than
    split it, so words in such scripts stay whole.
+
+Speed: a regex ``findall`` costs about 0.25 µs per token, most of a news entry's matching
+cost. Text that is ASCII once common punctuation (curly quotes, dashes, no-break spaces,
+which only ever separate tokens) is blanked out takes ``str.translate`` and ``str.split``
+instead, about five times faster, with the same tokens (a property test holds the two
+paths to each other).
 """
 
 from __future__ import annotations
@@ -87,6 +93,18 @@ _TOKENS = (_token_pattern(_BMP_MARKS), _token_pattern(_ANY_MARKS))
 _HTML_TAG = re.compile(r"<[A-Za-z/!?][^<>]*>")
 
 
+def _is_separator(char: str) -> bool:
+    return not char.isalnum() and not unicodedata.category(char).startswith("M")
+
+
+# Non-ASCII characters frequent in Latin-script news that never belong to a token: Latin-1
+# punctuation and symbols, general punctuation (quotes, dashes, spaces), currency signs.
+_SEPARATOR_RANGES = (*range(0xA0, 0xC0), *range(0x2000, 0x2070), *range(0x20A0, 0x20D0))
+_COMMON_SEPARATORS = re.compile(f"[{_char_class(_is_separator, _SEPARATOR_RANGES)}]+")
+# Every ASCII character that is not a letter or a digit becomes a space.
+_ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
+
+
 def _fold(text: str) -> tuple[str, bool]:
     """Steps 1-4 (tags, entities, NFKC, casefold, diacritics); also: any astral characters?"""
     text = html.unescape(_HTML_TAG.sub(" ", text))
@@ -101,6 +119,15 @@ def _fold(text: str) -> tuple[str, bool]:
 def tokenize(text: str) -> list[str]:
     """The tokens of ``text``, normalized; the unit every term and phrase matches against."""
     folded, astral = _fold(text)
+    if not folded.isascii():
+        folded = _COMMON_SEPARATORS.sub(" ", folded)
+        if not folded.isascii():
+            return _tokens_by_pattern(folded, astral)
+    return folded.translate(_ASCII_SEPARATORS).split()
+
+
+def _tokens_by_pattern(folded: str, astral: bool) -> list[str]:
+    """Step 5 by regex, for any folded text: what the ASCII path must agree with."""
     return _TOKENS[astral].findall(folded)
 
 
