@@ -29,7 +29,6 @@ import ipaddress
 import os
 import queue
 import re
-import socket
 import stat
 import threading
 import time
@@ -51,6 +50,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
+from watcher import netguard
 from watcher.models import FetchRequest, FetchResult, FetchSettings
 
 ACCEPT = (
@@ -62,7 +62,6 @@ GONE = "gone (HTTP 410): the feed was removed"
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT_REDIRECTS = frozenset({301, 308})
-_PRIVATE_HINT = "(set fetch.allow_private_networks: true to allow)"
 # Never sent to another origin than the feed's after a redirect.
 _CREDENTIAL_HEADERS = frozenset({"authorization", "cookie"})
 # Set by watcher, or they would break the bounded decoding or the framing.
@@ -86,14 +85,9 @@ _RESERVED_HEADERS = frozenset(
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-# IPv6 forms that carry an IPv4 address in their low 32 bits.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
-# Not global, though Python 3.11 still calls them global.
-_NOT_GLOBAL_EXTRA = (ipaddress.ip_network("64:ff9b:1::/48"),)
-
 _T = TypeVar("_T")
+
+address_refusal = netguard.address_refusal  # the address policy lives in netguard
 
 
 class _Failure(Exception):
@@ -215,10 +209,13 @@ class Fetcher:
         max_in_flight: int = 32,
         max_per_host: int = 2,
         max_ready: int | None = None,
+        resolver: netguard.Resolver = netguard.system_resolver,
     ) -> None:
         """``max_ready``: results fetch_many may hold for its caller (default: max_in_flight).
 
-        A ``transport`` replaces the network (and with it any proxy).
+        A ``transport`` replaces the network (and with it any proxy). ``resolver`` answers
+        for host names (tests hand in their own); direct connections go only to the
+        addresses it gave and that were checked (netguard).
         """
         if max_in_flight < 1 or max_per_host < 1 or (max_ready is not None and max_ready < 0):
             raise ValueError(
@@ -226,6 +223,7 @@ class Fetcher:
             )
         self._clock = clock
         self._transport = transport
+        self._resolver = resolver
         self._limits = _Limits(max_in_flight, max_per_host)
         self._batch_size = max_in_flight + (max_in_flight if max_ready is None else max_ready)
         self._http_limits = httpx.Limits(
@@ -382,6 +380,8 @@ class Fetcher:
         except httpx.ConnectError as exc:
             via = f" via proxy {_redact(trip.proxy)}" if trip.proxy else ""
             error, status, headers = f"cannot connect to {trip.url}{via}: {exc}", None, {}
+            if isinstance(exc.__cause__, netguard.GuardError):  # refused where it connects
+                error = str(exc.__cause__)
         except httpx.HTTPError as exc:
             error, status, headers = f"{trip.url}: {type(exc).__name__}: {exc}", None, {}
         except (httpx.InvalidURL, UnicodeError) as exc:
@@ -432,6 +432,7 @@ class Fetcher:
                 url,
                 headers=_request_headers(request, url, origin),
                 timeout=httpx.Timeout(self._remaining(deadline, settings)),
+                extensions={netguard.ALLOW_PRIVATE: settings.allow_private_networks},
             ),
             stream=True,
         )
@@ -447,8 +448,11 @@ class Fetcher:
         key = None if self._transport is not None else proxy
         client = self._clients.get(key)
         if client is None:
+            transport = self._transport
+            if transport is None and key is None:  # direct: connect to checked addresses only
+                transport = netguard.GuardedTransport(self._resolver, limits=self._http_limits)
             client = self._clients[key] = httpx.AsyncClient(
-                transport=self._transport,
+                transport=transport,
                 proxy=key,
                 trust_env=False,  # the environment's proxies only when a feed says "env"
                 follow_redirects=False,
@@ -463,9 +467,9 @@ class Fetcher:
     ) -> None:
         """Refuse a host if any address it resolves to is not public.
 
-        This checks before httpx connects, and httpx resolves the name again: DNS rebinding
-        can slip between the two. Pinning the connection to the checked address (a transport
-        that connects to the IP and keeps the Host header and TLS name) closes that gap later.
+        Checked before the request, also when a proxy carries it. A direct connection is
+        checked again where it is made (netguard), on the addresses it really goes to, so
+        an answer that changes in between (DNS rebinding) is refused there.
         """
         if settings.allow_private_networks:
             return
@@ -473,22 +477,14 @@ class Fetcher:
         port = url.port or _DEFAULT_PORTS[url.scheme]
         try:
             async with asyncio.timeout(self._remaining(deadline, settings)):
-                infos = await asyncio.get_running_loop().getaddrinfo(
-                    host, port, type=socket.SOCK_STREAM
-                )
+                addresses = await netguard.resolve(self._resolver, host, port)
         except TimeoutError:
             raise _Failure(_timed_out(settings)) from None
-        except (OSError, UnicodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise _Failure(f"cannot resolve {url.host}: {reason}") from None
-        for *_, sockaddr in infos:
-            address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
-            kind = address_refusal(address)
-            if kind is None:
-                continue
-            if _ip_literal(host) == str(address):
-                raise _Failure(f"refused: {address} is {kind} {_PRIVATE_HINT}")
-            raise _Failure(f"refused: {url.host} resolves to {address}, {kind} {_PRIVATE_HINT}")
+        except netguard.Unresolvable as exc:
+            raise _Failure(str(exc).replace(host, url.host, 1)) from None
+        refused = netguard.refusal(url.host, addresses)
+        if refused is not None:
+            raise _Failure(refused)
 
     async def _result(
         self, request: FetchRequest, trip: _Trip, response: httpx.Response, deadline: float
@@ -731,27 +727,6 @@ def _http_url(text: str) -> httpx.URL:
     if url.host.endswith("."):
         raise _Failure(f"invalid URL {text!r}: the host ends with a dot")
     return url
-
-
-def address_refusal(address: IPAddress) -> str | None:
-    """Why an address may not be fetched from by default ("a private address"), or None."""
-    for form in _forms(address):
-        if form.is_multicast:
-            return "a multicast address"
-        if not form.is_global or any(form in net for net in _NOT_GLOBAL_EXTRA):
-            return "a private address"
-    return None
-
-
-def _forms(address: IPAddress) -> list[IPAddress]:
-    """The address and every IPv4 address embedded in it."""
-    forms: list[IPAddress] = [address]
-    if isinstance(address, ipaddress.IPv6Address):
-        forms += [v4 for v4 in (address.ipv4_mapped, address.sixtofour) if v4 is not None]
-        forms += list(address.teredo or ())
-        if address in _NAT64 or address in _IPV4_COMPATIBLE:
-            forms.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-    return forms
 
 
 def _ip_literal(host: str) -> str | None:
