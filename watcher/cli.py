@@ -77,6 +77,9 @@ def run(
     with user_errors(lambda: Watcher(loaded)) as watcher:
         if once:
             report = watcher.tick(every_feed=True)
+            if report.error is not None:
+                typer.echo(f"the poll stopped: {report.error}", err=True)
+                raise typer.Exit(1)
             typer.echo(
                 f"polled {len(report.polled)} feeds ({report.failed_feeds} failed), "
                 f"{report.new_entries} new entries, {report.delivery.sent} alerts sent, "

@@ -21,7 +21,7 @@ from apscheduler.schedulers.blocking import BlockingScheduler
 
 from watcher.config import Config, RuleBook, load_config
 from watcher.delivery import DeliveryDeps, DeliveryReport, deliver_due
-from watcher.errors import WatcherError
+from watcher.errors import StoreError, WatcherError
 from watcher.fetch import Fetcher
 from watcher.logs import set_secrets
 from watcher.metrics import Metrics, MetricsServer, tick_health
@@ -47,6 +47,7 @@ def utc_now() -> datetime:
 class TickReport:
     polled: list[PollOutcome] = field(default_factory=list)
     delivery: DeliveryReport = field(default_factory=DeliveryReport)
+    error: str | None = None  # the store failed: the tick stopped, the next one tries again
 
     @property
     def new_entries(self) -> int:
@@ -95,6 +96,7 @@ class Watcher:
         self._feed_configs = {feed.name: feed for feed in config.feeds}
         self.heartbeat = Heartbeat()
         self.ready = False
+        self._leases_left = False  # a tick failed while holding leases: release them first
         self.metrics = Metrics()
         self.metrics.rules_loaded(len(self.rules.rules), ok=True)
 
@@ -223,14 +225,25 @@ class Watcher:
         self.store.set_note("rules", json.dumps(state))
 
     def tick(self, *, every_feed: bool = False) -> TickReport:
+        """Poll, deliver, report. When the store fails (locked, full, unreachable), the
+        tick stops with a clear error in the log and in its report: what was committed
+        stays, what was not is polled or sent again by a later tick."""
         started = time.monotonic()
         self.reload_if_needed()
-        report = TickReport(polled=self.poll(every_feed=every_feed))
-        report.delivery = self.deliver()
-        self._record_tick(report)
-        counts = self.store.alert_counts()  # one query for the metrics and systemd's STATUS
-        self._count(report, counts, time.monotonic() - started)
-        self._tell_systemd(report, counts)
+        try:
+            report = self._tick(every_feed=every_feed, started=started)
+        except StoreError as exc:
+            self._leases_left = True
+            log.error(
+                "tick failed, the store is not usable: %s; "
+                "nothing committed is lost, the next tick tries again",
+                exc,
+            )
+            # Alive and retrying: systemd hears from it, /healthz turns unhealthy if it lasts.
+            ready = ["READY=1"] if not self.ready else []
+            notify(*ready, f"STATUS=store unavailable, retrying each tick: {exc}", "WATCHDOG=1")
+            self.ready = True
+            return TickReport(error=str(exc))
         if report.polled or report.delivery.sent or report.delivery.retrying:
             log.info(
                 "tick: %d feeds polled (%d failed), %d new entries, %d alerts sent, %d retrying",
@@ -240,6 +253,20 @@ class Watcher:
                 report.delivery.sent,
                 report.delivery.retrying,
             )
+        return report
+
+    def _tick(self, *, every_feed: bool, started: float) -> TickReport:
+        if self._leases_left:
+            # The failed tick's feeds and alerts are this instance's: take them back now
+            # rather than when their leases expire (no tick of this instance is running).
+            self.store.release_leases(self.owner)
+            self._leases_left = False
+        report = TickReport(polled=self.poll(every_feed=every_feed))
+        report.delivery = self.deliver()
+        self._record_tick(report)
+        counts = self.store.alert_counts()  # one query for the metrics and systemd's STATUS
+        self._count(report, counts, time.monotonic() - started)
+        self._tell_systemd(report, counts)
         return report
 
     def _count(self, report: TickReport, counts: Mapping[AlertState, int], duration: float) -> None:

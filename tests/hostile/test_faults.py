@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing, contextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.pool import Pool
 
 from tests.support.clock import FakeClock
+from tests.support.databases import POSTGRES_HOST, POSTGRES_PORT, postgres_database
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import Item, rss
 from tests.support.resolver import ScriptedResolver
 from tests.support.sinks import SmtpSink, WebhookSink
+from tests.support.tcp_proxy import TcpProxy
 from watcher.config import load_config
 from watcher.fetch import Fetcher
 from watcher.models import AlertState
-from watcher.service import Watcher
+from watcher.service import TickReport, Watcher
+from watcher.store import engines
 
 STORY = Item("s1", "Sanctions take effect", "https://example.org/s1", "sanctions")
 
@@ -62,6 +72,7 @@ def test_an_smtp_server_that_is_down_is_retried_until_it_is_back(
 
 WEEK = timedelta(days=7)
 OTHER = Item("o1", "Sanctions on shipping", "https://example.org/o1", "sanctions")
+BIG = Item("b1", "Sanctions widen", "https://example.org/b1", "sanctions " + "x" * 100_000)
 
 
 def project(
@@ -79,6 +90,27 @@ def project(
         encoding="utf-8",
     )
     return config
+
+
+def in_background(daemon: Watcher) -> Future[TickReport]:
+    """Run one tick on another thread, so the test can break things while it runs."""
+    executor = ThreadPoolExecutor(max_workers=1)
+    try:
+        return executor.submit(daemon.tick)
+    finally:
+        executor.shutdown(wait=False)
+
+
+@contextmanager
+def write_lock(database: Path) -> Iterator[None]:
+    """Another connection (another program) holds SQLite's write lock meanwhile."""
+    holder = sqlite3.connect(database, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        yield
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()
 
 
 def titles(sink: WebhookSink) -> list[str]:
@@ -186,3 +218,152 @@ def test_a_feed_host_that_does_not_resolve_backs_off_while_other_feeds_go_on(
         daemon.tick()
     assert titles(webhook_sink) == sorted([STORY.title, OTHER.title])
     assert len(set(keys(webhook_sink))) == 2
+
+
+# --- the database ---
+
+
+def test_a_locked_sqlite_database_stops_the_tick_and_the_next_tick_catches_up(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    webhook_sink: WebhookSink,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(engines, "SQLITE_BUSY_TIMEOUT_MS", 300)  # wait 0.3 s, not 10 s
+    feed_server.serve("/wire.xml", rss([STORY]), gate="wire")
+    config = project(tmp_path, {"Wire": feed_server.url("/wire.xml")}, webhook_sink.apprise_url())
+    clock = FakeClock()
+    with Watcher(load_config(config), clock=clock, jitter=lambda: 0.0) as daemon:
+        running = in_background(daemon)
+        assert feed_server.wait_for_held(1)  # the feed is claimed and being fetched
+        with write_lock(tmp_path / "w.db"):  # another program writes for a long time
+            feed_server.open_gate("wire")
+            report = running.result(timeout=60)
+            assert report.error is not None
+            assert "database is locked" in report.error
+            assert "tick failed, the store is not usable" in caplog.text
+            assert daemon.tick().error is not None  # still locked: this tick fails too
+
+        assert daemon.store.entry_count() == 0  # nothing half-written
+        clock.advance(timedelta(seconds=5))  # the next tick after the lock is gone
+        report = daemon.tick()
+        assert report.error is None
+        assert (report.new_entries, report.delivery.sent) == (1, 1)
+        clock.advance(WEEK)
+        daemon.tick()
+        assert daemon.store.entry_count() == 1
+    assert titles(webhook_sink) == [STORY.title]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("when", ["between ticks", "while polling"])
+def test_postgresql_going_away_stops_the_tick_and_the_next_tick_catches_up(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    webhook_sink: WebhookSink,
+    caplog: pytest.LogCaptureFixture,
+    when: str,
+) -> None:
+    with contextmanager(postgres_database)() as direct_url:
+        proxy = TcpProxy(POSTGRES_HOST, POSTGRES_PORT)
+        try:
+            url = direct_url.replace(f":{POSTGRES_PORT}/", f":{proxy.port}/")
+            feeds = {"Wire": feed_server.url("/wire.xml")}
+            config = project(tmp_path, feeds, webhook_sink.apprise_url(), store=url)
+            feed_server.serve("/wire.xml", rss([STORY]))
+            clock = FakeClock()
+            with Watcher(load_config(config), clock=clock, jitter=lambda: 0.0) as daemon:
+                assert daemon.tick().delivery.sent == 1
+
+                feed_server.serve("/wire.xml", rss([OTHER, STORY]), gate="wire")
+                clock.advance(timedelta(minutes=16))
+                if when == "between ticks":
+                    proxy.stop()
+                    report = daemon.tick()
+                else:
+                    running = in_background(daemon)
+                    assert feed_server.wait_for_held(1)  # claimed, being fetched
+                    proxy.stop()  # the server goes away in the middle of the poll
+                    feed_server.open_gate("wire")
+                    report = running.result(timeout=60)
+                assert report.error is not None
+                assert "tick failed, the store is not usable" in caplog.text
+
+                proxy.start()  # back on the same address
+                feed_server.open_gate("wire")
+                clock.advance(timedelta(seconds=5))
+                report = daemon.tick()
+                assert report.error is None
+                assert (report.new_entries, report.delivery.sent) == (1, 1)
+                clock.advance(WEEK)
+                daemon.tick()
+                assert daemon.store.entry_count() == 2
+        finally:
+            proxy.close()
+    assert titles(webhook_sink) == sorted([STORY.title, OTHER.title])
+    assert len(set(keys(webhook_sink))) == 2
+
+
+class PageCap:
+    """SQLITE_FULL on demand: every SQLite connection the store checks out may grow the
+    file only to `pages` pages (None: no cap). max_page_count is per connection, so it is
+    set each time a connection is handed out."""
+
+    def __init__(self) -> None:
+        self.pages: int | None = None
+
+    def apply(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            limit = 2**31 if self.pages is None else self.pages
+            dbapi_connection.execute(f"PRAGMA max_page_count = {limit}")
+
+
+@contextmanager
+def page_cap() -> Iterator[PageCap]:
+    cap = PageCap()
+    event.listen(Pool, "checkout", cap.apply)
+    try:
+        yield cap
+    finally:
+        event.remove(Pool, "checkout", cap.apply)
+
+
+def page_count(database: Path) -> int:
+    with closing(sqlite3.connect(database)) as connection:
+        (count,) = connection.execute("PRAGMA page_count").fetchone()
+        return int(count)
+
+
+def test_a_full_disk_loses_nothing_stored_and_polling_resumes_when_space_is_back(
+    tmp_path: Path,
+    feed_server: FeedServer,
+    webhook_sink: WebhookSink,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    feed_server.serve("/wire.xml", rss([STORY]))
+    config = project(tmp_path, {"Wire": feed_server.url("/wire.xml")}, webhook_sink.apprise_url())
+    clock = FakeClock()
+    with page_cap() as cap, Watcher(load_config(config), clock=clock, jitter=lambda: 0.0) as daemon:
+        assert daemon.tick().delivery.sent == 1
+
+        cap.pages = page_count(tmp_path / "w.db")  # the disk is full from now on
+        feed_server.serve("/wire.xml", rss([BIG, STORY]))
+        clock.advance(timedelta(minutes=16))
+        report = daemon.tick()
+        errors = [report.error, *(outcome.error for outcome in report.polled)]
+        assert any("database or disk is full" in (error or "") for error in errors), errors
+        assert "database or disk is full" in caplog.text
+        assert daemon.store.entry_count() == 1  # what was stored is still there
+        (kept,) = daemon.store.alerts()
+        assert kept.state is AlertState.SENT
+
+        cap.pages = None  # space is back
+        clock.advance(timedelta(minutes=16))
+        report = daemon.tick()
+        assert report.error is None
+        assert (report.new_entries, report.delivery.sent) == (1, 1)
+        clock.advance(WEEK)
+        daemon.tick()
+        assert daemon.store.entry_count() == 2
+    assert titles(webhook_sink) == sorted([STORY.title, BIG.title])
