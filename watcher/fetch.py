@@ -7,10 +7,12 @@ happened.
 Guards (the security notes, §2): http/https only and no user
 info; redirects followed here, hop by hop, each hop checked again and never to file:;
 every address a host resolves to must be public unless the feed allows private networks
-(also when a proxy carries the request); one deadline for the whole fetch; the body is
-counted as it streams, after decompression, which is done here with bounded output because
-httpx inflates a whole chunk at once. Credentials (basic auth, Authorization and Cookie
-headers) go to the feed's own origin only, never across a redirect to another one.
+(also when a proxy carries the request), and a direct connection goes only to an address
+checked where it connects (netguard.py, against DNS rebinding); one deadline for the
+whole fetch; the body is counted as it streams, after decompression, which is done here
+with bounded output because httpx inflates a whole chunk at once. Credentials (basic auth,
+Authorization and Cookie headers) go to the feed's own origin only, never across a
+redirect to another one.
 
 Concurrency: an event loop on a thread the Fetcher owns runs the fetches. At most
 ``max_in_flight`` requests are out at once and ``max_per_host`` to one host; a request

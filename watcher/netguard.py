@@ -22,7 +22,6 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from types import TracebackType
 
 import httpcore
 import httpx
@@ -235,11 +234,3 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         self._pools.clear()
         for pool in pools:
             await pool.aclose()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
