@@ -19,6 +19,7 @@ from functools import partial
 from typing import TypeVar
 
 from watcher import timing
+from watcher.errors import StoreError
 from watcher.models import FeedConfig, FeedState, FeedUpdate, FetchRequest, FetchResult, ParsedFeed
 from watcher.pipeline import PollDeps, PollOutcome, ingest, request_for, triage
 
@@ -94,10 +95,13 @@ def _safely(
     action: Callable[[datetime], _T],
 ) -> _T | PollOutcome:
     """One feed, one error boundary: a bug while handling it is recorded as its failure
-    and never stops the other feeds."""
+    and never stops the other feeds. A failing store is no feed's fault: it stops the
+    poll, and the tick reports it."""
     now = clock()
     try:
         return action(now)
+    except StoreError:
+        raise
     except Exception as exc:
         log.exception("feed %s: unexpected error", feed.name)
         error = f"internal error: {type(exc).__name__}: {exc}"

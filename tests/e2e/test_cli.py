@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -160,3 +161,28 @@ def test_alerts_list_shows_retrying_alerts_with_their_next_try(
     assert "last error" in listed.stdout
     pending = watcher("alerts", "list", "--state", "pending", "--config", str(config))
     assert len(pending.stdout.splitlines()) == 1  # only the header: it has been tried
+
+
+def test_run_once_exits_1_with_the_store_error_when_the_poll_cannot_store(
+    tmp_path: Path, feed_server: FeedServer
+) -> None:
+    feed_server.serve("/wire.xml", rss([Item("g1", "Sanctions", "https://example.org/a", "x")]))
+    write(tmp_path / "rules" / "r.yaml", "rules:\n  - {name: sanctions, match: sanctions}\n")
+    config = write(
+        tmp_path / "watcher.yaml",
+        "store: sqlite:///watcher.db\n"
+        "fetch: {allow_private_networks: true}\n"
+        f"feeds:\n  - {{name: Wire, url: '{feed_server.url('/wire.xml')}'}}\n"
+        "notify: {screen: 'console://'}\n",
+    )
+    upgraded = watcher("db", "upgrade", "--config", str(config))
+    assert upgraded.returncode == 0, upgraded.stderr
+    with sqlite3.connect(tmp_path / "watcher.db") as db:  # a store broken behind watcher's back
+        db.execute("ALTER TABLE entries RENAME TO entries_gone")
+
+    run = watcher("run", "--once", "--config", str(config))
+
+    assert run.returncode == 1
+    assert "the poll stopped: store:" in run.stderr
+    assert "no such table: entries" in run.stderr
+    assert "Traceback" not in run.stderr
