@@ -129,7 +129,10 @@ def _deliver_target(
                 deps.store.mark_sent(alert.id, now, message_key)
                 if deps.metrics is not None:
                     deps.metrics.delivered(target, (now - alert.created_at).total_seconds())
-            log.info("sent to %s: %d alerts in one message", target, len(group))
+            if len(group) == 1:
+                log.info("sent to %s: 1 alert", target)
+            else:
+                log.info("sent to %s: %d alerts in one message", target, len(group))
             report.sent += len(group)
             report.messages += 1
             continue

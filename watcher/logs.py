@@ -47,7 +47,7 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 LogFormat = Literal["auto", "text", "json"]
 
 MASK = "***"
-NOISY_LOGGERS = ("apscheduler", "apprise", "httpx", "httpcore")
+NOISY_LOGGERS = ("alembic", "apscheduler", "apprise", "httpx", "httpcore")
 
 _NO_CREDENTIALS = frozenset({"console", "sqlite"})  # scheme before any "+driver"
 _COMMON_SCHEMES = frozenset({"http", "https", "file"})

@@ -7,6 +7,7 @@ existed (meta.schema_version = "1", no alembic_version) counts as the baseline, 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -28,6 +29,8 @@ from watcher.store.engines import (
     sqlite_file_missing,
     store_engine,
 )
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001"
@@ -106,6 +109,10 @@ def upgrade_engine(engine: Engine) -> UpgradeReport:
         if found.revision is not None and not found.stamped:
             command.stamp(config, found.revision)
         command.upgrade(config, "head")
+    if found.revision is None:
+        log.info("store created at schema revision %s", head)
+    else:
+        log.info("store schema upgraded from revision %s to %s", found.revision, head)
     return UpgradeReport(found.revision, head)
 
 
