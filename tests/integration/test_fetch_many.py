@@ -8,6 +8,8 @@ short bounded while for it; it can pass wrongly on a slow machine, never fail wr
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -292,3 +294,141 @@ def test_the_deadline_starts_when_the_fetch_does_not_while_it_waits(
     by_index = {r.index: r for r in collected}
     assert by_index[0].error == "timed out after 5s"
     assert by_index[1].ok
+
+
+# --- connections: kept alive, one pool of one connection per lane ---
+
+
+class KeepAliveServer:
+    """An HTTP/1.1 server that keeps connections open, answers If-None-Match with 304 and
+    records which connection (client port) each request came on, and which are still open."""
+
+    ETAG = '"v1"'
+
+    def __init__(self) -> None:
+        self.ports: list[int] = []  # per request
+        self.open: set[int] = set()
+        self._changed = threading.Condition()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with server._changed:
+                    server.open.add(self.client_address[1])
+                    server._changed.notify_all()
+
+            def finish(self) -> None:
+                super().finish()
+                with server._changed:
+                    server.open.discard(self.client_address[1])
+                    server._changed.notify_all()
+
+            def do_GET(self) -> None:
+                with server._changed:
+                    server.ports.append(self.client_address[1])
+                    server._changed.notify_all()
+                unchanged = self.headers.get("If-None-Match") == KeepAliveServer.ETAG
+                self.send_response(304 if unchanged else 200)
+                self.send_header("ETag", KeepAliveServer.ETAG)
+                if not unchanged:
+                    self.send_header("Content-Length", str(len(FEED)))
+                self.end_headers()
+                if not unchanged:
+                    self.wfile.write(FEED)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}/feed.xml"
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def connections(self) -> int:
+        with self._changed:
+            return len(set(self.ports))
+
+    def wait_for_open(self, count: int, timeout: float = 5.0) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: len(self.open) == count, timeout)
+
+    def close(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def keep_alive() -> Iterator[Callable[[], KeepAliveServer]]:
+    servers: list[KeepAliveServer] = []
+
+    def start() -> KeepAliveServer:
+        servers.append(KeepAliveServer())
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def test_304_answers_keep_their_connection(
+    keep_alive: Callable[[], KeepAliveServer],
+) -> None:
+    server = keep_alive()
+    conditional = FetchRequest(server.url, LOCAL, etag=KeepAliveServer.ETAG)
+
+    with Fetcher() as fetcher:
+        results = [fetcher.fetch(request(server.url))]
+        results += [fetcher.fetch(conditional) for _ in range(5)]
+
+    assert [r.status for r in results] == [200] + [304] * 5
+    assert server.connections == 1
+
+
+def test_each_origin_keeps_its_connection_while_there_are_lanes_enough(
+    keep_alive: Callable[[], KeepAliveServer],
+) -> None:
+    first, second = keep_alive(), keep_alive()
+
+    with Fetcher(max_in_flight=2) as fetcher:
+        for _ in range(3):
+            assert fetcher.fetch(request(first.url)).ok
+            assert fetcher.fetch(request(second.url)).ok
+
+    assert (first.connections, second.connections) == (1, 1)
+
+
+def test_with_fewer_lanes_than_origins_the_idle_connection_is_replaced(
+    keep_alive: Callable[[], KeepAliveServer],
+) -> None:
+    first, second = keep_alive(), keep_alive()
+
+    with Fetcher(max_in_flight=1) as fetcher:
+        for server in (first, second, first):
+            assert fetcher.fetch(request(server.url)).ok
+        # One lane, one connection: opening the next closed the one before.
+        assert first.wait_for_open(1)
+        assert second.wait_for_open(0)
+
+    assert (first.connections, second.connections) == (2, 1)
+
+
+def test_many_requests_at_once_use_at_most_max_in_flight_connections(
+    keep_alive: Callable[[], KeepAliveServer],
+) -> None:
+    servers = [keep_alive() for _ in range(3)]
+    urls = [server.url for server in servers] * 20
+
+    with Fetcher(max_in_flight=4, max_per_host=4) as fetcher:
+        results = list(fetcher.fetch_many(request(url) for url in urls))
+        assert all(r.ok for r in results)
+        assert sum(len(server.open) for server in servers) <= 4
+
+    assert sum(server.connections for server in servers) < len(urls)
