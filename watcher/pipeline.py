@@ -65,22 +65,39 @@ def request_for(feed: FeedState, config: FeedConfig) -> FetchRequest:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A response settled without parsing: its outcome, and what to record for the feed."""
+
+    outcome: PollOutcome
+    update: FeedUpdate
+
+
 def triage(
     feed: FeedState, config: FeedConfig, response: FetchResult, now: datetime, deps: PollDeps
-) -> PollOutcome | None:
+) -> Settled | None:
     """Settle a response that needs no parsing (an error, 304, the same body as last time),
-    or return None: the body must be parsed and ingested."""
+    or return None: the body must be parsed and ingested.
+
+    Nothing is written here: the caller records the update, with those of other feeds
+    (record_settled), so that a round of 304s costs one transaction, not one per feed.
+    """
     if response.error is not None:
-        return _record_failure(feed, config, now, deps, error=response.error, response=response)
+        return _failure(feed, config, now, deps, error=response.error, response=response)
     if response.not_modified or body_hash(response.body) == feed.body_hash:
         lifetime = timing.cache_lifetime(response.headers, now)
         server_min = _longest(feed.min_interval, lifetime)
-        with deps.store.transaction() as tx:
-            tx.record_poll(
-                feed.id, _success_update(feed, config, now, deps, response, server_min=server_min)
-            )
-        return PollOutcome(feed.name, response.status, not_modified=True)
+        return Settled(
+            PollOutcome(feed.name, response.status, not_modified=True),
+            _success_update(feed, config, now, deps, response, server_min=server_min),
+        )
     return None
+
+
+def record_settled(deps: PollDeps, settled: Sequence[tuple[FeedState, Settled]]) -> None:
+    """Record what triage settled for these feeds, in one transaction."""
+    with deps.store.transaction() as tx:
+        tx.record_polls([(feed.id, done.update) for feed, done in settled])
 
 
 def ingest(
@@ -212,6 +229,20 @@ def _record_failure(
     error: str,
     response: FetchResult,
 ) -> PollOutcome:
+    failed = _failure(feed, config, now, deps, error=error, response=response)
+    record_settled(deps, [(feed, failed)])
+    return failed.outcome
+
+
+def _failure(
+    feed: FeedState,
+    config: FeedConfig,
+    now: datetime,
+    deps: PollDeps,
+    *,
+    error: str,
+    response: FetchResult,
+) -> Settled:
     status = response.status
     next_check = timing.next_poll(
         now=now,
@@ -225,15 +256,11 @@ def _record_failure(
         log.error("feed %s is gone (HTTP 410): polling stopped until its URL changes", feed.name)
     else:
         log.warning("feed %s failed: %s (next try %s)", feed.name, error, f"{next_check:%H:%M:%S}")
-    with deps.store.transaction() as tx:
-        tx.record_poll(
-            feed.id,
-            FeedUpdate(
-                checked_at=now,
-                next_check_at=next_check,
-                status=status,
-                error=error,
-                disable=error if gone else None,
-            ),
-        )
-    return PollOutcome(feed.name, status, error)
+    update = FeedUpdate(
+        checked_at=now,
+        next_check_at=next_check,
+        status=status,
+        error=error,
+        disable=error if gone else None,
+    )
+    return Settled(PollOutcome(feed.name, status, error), update)

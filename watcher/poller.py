@@ -1,14 +1,17 @@
 """Poll many feeds at once: fetch concurrently, parse in worker processes, and store each
-feed's result in this thread, one transaction per feed.
+feed's result in this thread, one transaction per feed with new content.
 
 Fetching (an event loop in the Fetcher's thread), parsing (the process pool) and storing
-(here) overlap, so both cores work while the network is busy.
+(here) overlap, so both cores work while the network is busy. Feeds settled without parsing
+(304, the same body, a failure) are recorded together, one transaction for up to
+SETTLED_BATCH of them, so an unchanged round costs a few commits rather than one per feed.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Future
@@ -21,10 +24,20 @@ from typing import TypeVar
 from watcher import timing
 from watcher.errors import StoreError
 from watcher.models import FeedConfig, FeedState, FeedUpdate, FetchRequest, FetchResult, ParsedFeed
-from watcher.pipeline import PollDeps, PollOutcome, ingest, request_for, triage
+from watcher.pipeline import (
+    PollDeps,
+    PollOutcome,
+    Settled,
+    ingest,
+    record_settled,
+    request_for,
+    triage,
+)
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+SETTLED_BATCH = 500  # settled feeds recorded in one transaction, at most
+SETTLED_WAIT = 2.0  # seconds a settled feed waits, at most, for others to share its commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,14 @@ def poll_feeds(
     """
     outcomes: list[PollOutcome] = []
     parsing: deque[tuple[FeedState, FeedConfig, FetchResult, Future[ParsedFeed]]] = deque()
+    settled: list[tuple[FeedState, Settled]] = []
+    first_settled = 0.0  # time.monotonic() when the oldest of `settled` was
+
+    def record() -> None:
+        if settled:
+            record_settled(deps, settled)
+            outcomes.extend(done.outcome for _, done in settled)
+            settled.clear()
 
     def store_oldest() -> None:
         feed, config, response, future = parsing.popleft()
@@ -74,7 +95,12 @@ def poll_feeds(
             feed, config = work[response.index]
             settle = partial(triage, feed, config, response, deps=deps)
             done = _safely(feed, config, deps, edges.clock, settle)
-            if done is not None:
+            if isinstance(done, Settled):
+                if not settled:
+                    first_settled = time.monotonic()
+                settled.append((feed, done))
+                progress()
+            elif done is not None:  # triage failed; _safely recorded it
                 outcomes.append(done)
                 progress()
             else:
@@ -82,6 +108,11 @@ def poll_feeds(
                 parsing.append((feed, config, response, future))
             while parsing and (len(parsing) > edges.window or parsing[0][3].done()):
                 store_oldest()
+            if settled and (
+                len(settled) >= SETTLED_BATCH or time.monotonic() - first_settled > SETTLED_WAIT
+            ):
+                record()
+    record()  # also when stopping: these were fetched and settled already
     while parsing and not stop.is_set():
         store_oldest()
     return outcomes

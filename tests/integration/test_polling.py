@@ -162,3 +162,40 @@ def test_adaptive_interval_follows_how_often_the_feed_publishes(
         state = daemon.store.feed("Wire")
         assert state is not None
         assert state.next_check_at == clock.now + timedelta(minutes=5)  # half the gap
+
+
+def test_an_unchanged_round_records_every_feed(
+    tmp_path: Path, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    """304s, an unchanged body and a failure are settled without parsing and recorded
+    together, each with its own outcome."""
+    feed_server.serve("/a.xml", rss([STORY]), etag='"a"')
+    feed_server.serve("/b.xml", rss([OTHER]))  # no validators: the same body comes back
+    feed_server.serve("/c.xml", rss([STORY, OTHER]), etag='"c"')
+    config = tmp_path / "watcher.yaml"
+    feeds = "".join(
+        f"  - {{name: {name}, url: '{feed_server.url(f'/{name}.xml')}'}}\n" for name in "abc"
+    )
+    config.write_text(
+        "store: sqlite:///w.db\ndefaults: {interval: 15m}\n"
+        "fetch: {allow_private_networks: true, timeout: 5s}\n"
+        f"feeds:\n{feeds}notify: {{console: 'console://'}}\n",
+        encoding="utf-8",
+    )
+    with Watcher(load_config(config), clock=clock, jitter=lambda: 0.0) as daemon:
+        assert sum(outcome.new for outcome in daemon.poll(every_feed=True)) == 2
+        feed_server.fail("/c.xml", 500)
+        clock.advance(INTERVAL)
+
+        outcomes = {outcome.feed: outcome for outcome in daemon.poll()}
+
+        assert (outcomes["a"].status, outcomes["a"].not_modified) == (304, True)
+        assert (outcomes["b"].status, outcomes["b"].not_modified) == (200, True)
+        assert (outcomes["c"].status, outcomes["c"].error) == (
+            500,
+            "HTTP 500 Internal Server Error",
+        )
+        states = {state.name: state for state in daemon.store.feeds()}
+        assert states["a"].next_check_at == states["b"].next_check_at == clock.now + INTERVAL
+        assert (states["a"].last_status, states["a"].etag) == (304, '"a"')
+        assert (states["c"].error_count, states["c"].last_success_at) == (1, clock.now - INTERVAL)

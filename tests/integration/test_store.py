@@ -197,6 +197,49 @@ def test_record_poll_for_an_unknown_feed_is_a_store_error(store: Store) -> None:
         tx.record_poll(12345, FeedUpdate(T0, T0 + MINUTE, 200))
 
 
+def test_record_polls_writes_many_feeds_in_one_go(store: Store) -> None:
+    ids = feed_ids(store, "a", "b", "c")
+    with store.transaction() as tx:
+        tx.record_poll(ids["b"], FeedUpdate(T0, T0 + MINUTE, 200, etag='"b"', body_hash="h"))
+    with store.transaction() as tx:
+        tx.record_polls(
+            [
+                (ids["a"], FeedUpdate(T0, T0 + 10 * MINUTE, 304, etag='"a"')),
+                (ids["b"], FeedUpdate(T0, T0 + 5 * MINUTE, None, error="down")),
+                (ids["c"], FeedUpdate(T0, T0 + 20 * MINUTE, 410, error="gone", disable=GONE)),
+                (ids["b"], FeedUpdate(T0, T0 + 7 * MINUTE, 503, error="HTTP 503")),  # in order
+            ]
+        )
+
+    a, b, c = (store.feed(name) for name in ("a", "b", "c"))
+    assert a is not None
+    assert b is not None
+    assert c is not None
+    assert (a.etag, a.error_count, a.last_status, a.next_check_at) == (
+        '"a"',
+        0,
+        304,
+        T0 + 10 * MINUTE,
+    )
+    assert a.last_success_at == T0
+    assert (b.error_count, b.last_error, b.last_status) == (2, "HTTP 503", 503)
+    assert (b.etag, b.body_hash, b.next_check_at) == ('"b"', "h", T0 + 7 * MINUTE)
+    assert (c.disabled_reason, c.error_count, c.last_success_at) == (GONE, 1, None)
+
+
+def test_record_polls_with_an_unknown_feed_writes_nothing(store: Store) -> None:
+    wire = feed_ids(store, "wire")["wire"]
+
+    with pytest.raises(StoreError, match="no feed with id 12345"), store.transaction() as tx:
+        tx.record_polls(
+            [(wire, FeedUpdate(T0, T0 + MINUTE, 200)), (12345, FeedUpdate(T0, T0 + MINUTE, 200))]
+        )
+
+    state = store.feed("wire")
+    assert state is not None
+    assert state.last_checked_at is None
+
+
 # feed health
 
 

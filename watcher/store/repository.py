@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
 
-from sqlalchemy import ColumnElement, Engine, and_, func, or_, update
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, or_, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
@@ -492,38 +493,89 @@ class Transaction:
         successful poll without it re-enables the feed. None in body_hash and min_interval
         keeps the stored value.
         """
+        self.record_polls([(feed_id, update)])
+
+    def record_polls(self, updates: Sequence[tuple[int, FeedUpdate]]) -> None:
+        """record_poll for many feeds: one SELECT and one executemany UPDATE for them all.
+
+        A feed listed twice gets its updates in order.
+        """
+        if not updates:
+            return
         with _translated("record poll"):
-            row = self._session.get(FeedRow, feed_id)
-            if row is None:
-                raise StoreError(f"store: no feed with id {feed_id}")
-            row.last_checked_at = update.checked_at
-            row.next_check_at = update.next_check_at
-            row.last_status = update.status
-            if update.error is None:
-                row.last_success_at = update.checked_at
-                row.error_count = 0
-                row.last_error = None
-                if update.etag is not None:
-                    row.etag = update.etag
-                if update.last_modified is not None:
-                    row.last_modified = update.last_modified
-            else:
-                row.error_count += 1
-                row.last_error = update.error
-            if update.new_url is not None:
-                row.url = update.new_url
-            if update.disable is not None:
-                row.disabled_reason = update.disable
-            elif update.error is None:
-                row.disabled_reason = None
-            if update.body_hash is not None:
-                row.body_hash = update.body_hash
-            if update.min_interval is not None:
-                row.min_interval_seconds = update.min_interval.total_seconds()
-            if update.new_entries > 0:
-                row.recent_new_at = _recent(row.recent_new_at, update.checked_at)
-            row.lease_owner = row.lease_until = None
-            self._session.flush()
+            feeds = FeedRow.__table__  # type: ignore[attr-defined]
+            ids = list(dict.fromkeys(feed_id for feed_id, _ in updates))
+            kept = [feeds.c.id, *(feeds.c[name] for name in _POLL_COLUMNS)]
+            rows: dict[int, dict[str, Any]] = {}
+            connection = self._session.connection()
+            for start in range(0, len(ids), LOOKUP_CHUNK):
+                query = sa_select(*kept).where(feeds.c.id.in_(ids[start : start + LOOKUP_CHUNK]))
+                rows.update((row.id, dict(row._mapping)) for row in connection.execute(query))
+            for feed_id, poll in updates:
+                if feed_id not in rows:
+                    raise StoreError(f"store: no feed with id {feed_id}")
+                _apply_poll(rows[feed_id], poll)
+            statement = (
+                update(feeds)
+                .where(feeds.c.id == bindparam("_id"))
+                .values({name: bindparam(name) for name in _POLL_COLUMNS})
+            )
+            params = [
+                {"_id": row["id"], **{name: row[name] for name in _POLL_COLUMNS}}
+                for row in rows.values()
+            ]
+            connection.execute(statement, params)
+
+
+# What record_polls reads and writes of a feed's row.
+_POLL_COLUMNS = (
+    "last_checked_at",
+    "next_check_at",
+    "last_status",
+    "last_success_at",
+    "error_count",
+    "last_error",
+    "etag",
+    "last_modified",
+    "url",
+    "disabled_reason",
+    "body_hash",
+    "min_interval_seconds",
+    "recent_new_at",
+    "lease_owner",
+    "lease_until",
+)
+
+
+def _apply_poll(row: dict[str, Any], update: FeedUpdate) -> None:
+    """A feed's row (column name -> value) after one poll."""
+    row["last_checked_at"] = update.checked_at
+    row["next_check_at"] = update.next_check_at
+    row["last_status"] = update.status
+    if update.error is None:
+        row["last_success_at"] = update.checked_at
+        row["error_count"] = 0
+        row["last_error"] = None
+        if update.etag is not None:
+            row["etag"] = update.etag
+        if update.last_modified is not None:
+            row["last_modified"] = update.last_modified
+    else:
+        row["error_count"] += 1
+        row["last_error"] = update.error
+    if update.new_url is not None:
+        row["url"] = update.new_url
+    if update.disable is not None:
+        row["disabled_reason"] = update.disable
+    elif update.error is None:
+        row["disabled_reason"] = None
+    if update.body_hash is not None:
+        row["body_hash"] = update.body_hash
+    if update.min_interval is not None:
+        row["min_interval_seconds"] = update.min_interval.total_seconds()
+    if update.new_entries > 0:
+        row["recent_new_at"] = _recent(row["recent_new_at"] or [], update.checked_at)
+    row["lease_owner"] = row["lease_until"] = None
 
 
 def _recent(stored: list[str], checked_at: datetime) -> list[str]:
