@@ -10,6 +10,12 @@ The order here: a byte order mark; UTF-16/32 recognisable from "<?"; valid UTF-8
 text is almost never valid UTF-8 by accident); the XML declaration; the HTTP charset;
 windows-1252. Labels for ISO-8859-1 and US-ASCII mean windows-1252, as in browsers.
 feedparser then gets UTF-8 that says so.
+
+feedparser's HTML sanitizer and its resolution of relative URIs inside HTML are off: they
+took 42% of a parse, and watcher sanitizes entry HTML where it is shown (render.py, nh3),
+which also drops relative links. What the sanitizer did that matters before then is done
+here: the text inside <script>, <style> and <applet> is dropped, so it never reaches the
+store, the matcher or an alert.
 """
 
 from __future__ import annotations
@@ -39,6 +45,12 @@ _BLOCK_TAG = re.compile(
     re.IGNORECASE,
 )
 _ANY_TAG = re.compile(r"<\s*/?\s*[a-zA-Z!][^>]*>")
+# Elements whose text is not text (feedparser's sanitizer dropped them with their content).
+_HIDDEN_START = re.compile(r"<\s*(script|style|applet)\b", re.IGNORECASE)
+_HIDDEN_END = {
+    name: re.compile(rf"<\s*/\s*{name}\s*>", re.IGNORECASE)
+    for name in ("script", "style", "applet")
+}
 
 _BOMS = (
     (codecs.BOM_UTF32_BE, "utf-32-be"),
@@ -99,7 +111,12 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> ParsedF
         )
     media_type = content_type.split(";", 1)[0].strip() or "application/xml"
     response_headers["content-type"] = f"{media_type}; charset=utf-8"
-    parsed = feedparser.parse(io.BytesIO(body), response_headers=response_headers)
+    parsed = feedparser.parse(
+        io.BytesIO(body),
+        response_headers=response_headers,
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
     channel = _get(parsed, "feed") or {}
     raw_entries = _get(parsed, "entries") or ()
     entries = tuple(_bounded(_entry(raw)) for raw in raw_entries[:MAX_ENTRIES])
@@ -214,8 +231,8 @@ def _count(value: object) -> int | None:
 
 
 def _entry(raw: Mapping[str, Any]) -> ParsedEntry:
-    summary = _text(_get(raw, "summary"))
-    contents = [_text(_get(part, "value")) for part in _get(raw, "content") or ()]
+    summary = _html_text(_get(raw, "summary"), _get(raw, "summary_detail"))
+    contents = [_html_text(_get(part, "value"), part) for part in _get(raw, "content") or ()]
     return ParsedEntry(
         guid=_text(_get(raw, "id")) or None,
         title=_plain_text(raw, "title"),
@@ -239,11 +256,40 @@ def _text(value: object) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
+def _html_text(value: object, detail: object) -> str:
+    """A summary or content: when it is HTML, without its hidden elements."""
+    text = _text(value)
+    is_html = isinstance(detail, Mapping) and _get(detail, "type") in _HTML_TYPES
+    return _visible(text).strip() if is_html else text
+
+
+def _visible(markup: str) -> str:
+    """HTML without <script>, <style> and <applet> elements (content included); an element
+    left open runs to the end. Linear: each search starts where the last one ended."""
+    if "<" not in markup:
+        return markup
+    kept: list[str] = []
+    position = 0
+    while (start := _HIDDEN_START.search(markup, position)) is not None:
+        kept.append(markup[position : start.start()])
+        end = _HIDDEN_END[start.group(1).lower()].search(markup, start.end())
+        if end is None:
+            return "".join(kept)
+        kept.append(" ")
+        position = end.end()
+    if not kept:
+        return markup
+    kept.append(markup[position:])
+    return "".join(kept)
+
+
 def _plain_text(raw: Mapping[str, Any], key: str) -> str:
     """A title as plain text: feedparser keeps markup when the feed said the title is HTML."""
     text = _text(_get(raw, key))
     detail = _get(raw, f"{key}_detail") or {}
     is_html = _get(detail, "type") in _HTML_TYPES
+    if is_html:
+        text = _visible(text)
     text = _ANY_TAG.sub("", _BLOCK_TAG.sub(" ", text))
     if is_html:
         text = html.unescape(text)

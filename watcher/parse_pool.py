@@ -20,9 +20,11 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
+from typing import Any, TypeVar
 
 from watcher.models import ParsedFeed
 from watcher.parse import parse_feed
+from watcher.prepare import PreparedFeed, prepare_feed
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ CRASHED = "parse failed: the parser process died; the parser pool was restarted"
 
 # A picklable module-level function (the workers import it by name).
 Parser = Callable[[bytes, Mapping[str, str] | None], ParsedFeed]
+_T = TypeVar("_T")
 
 
 @dataclass(eq=False, slots=True)
@@ -83,18 +86,37 @@ class ParsePool:
     def submit(self, body: bytes, headers: Mapping[str, str] | None = None) -> Future[ParsedFeed]:
         """A future ParsedFeed. A dead worker gives a ParsedFeed whose error is CRASHED; any
         other exception from the parser is the future's exception, as it would be inline."""
-        plain_headers = dict(headers or {})
-        if len(body) < self._inline_below:
-            return _settled(lambda: self._parser(body, plain_headers))
+        return self._submit(len(body), _crashed, self._parser, body, dict(headers or {}))
+
+    def submit_for(
+        self, feed_name: str, body: bytes, headers: Mapping[str, str] | None = None
+    ) -> Future[PreparedFeed]:
+        """As submit, and the worker also keys and tokenises the entries for this feed
+        (prepare_feed), so that the caller's thread only stores and matches them."""
+        return self._submit(
+            len(body),
+            lambda: PreparedFeed.failed(CRASHED),
+            prepare_feed,
+            body,
+            dict(headers or {}),
+            feed_name,
+            self._parser,
+        )
+
+    def _submit(
+        self, size: int, crashed: Callable[[], _T], work: Callable[..., _T], *args: Any
+    ) -> Future[_T]:
+        if size < self._inline_below:
+            return _settled(lambda: work(*args))
         for _ in range(2):  # a pool found broken at submit is replaced once
             workers = self._current()
             try:
-                inner = workers.executor.submit(self._parser, body, plain_headers)
+                inner = workers.executor.submit(work, *args)
             except BrokenProcessPool:
                 workers.broken = True
                 continue
-            return _chained(workers, inner)
-        return _settled(_crashed)
+            return _chained(workers, inner, crashed)
+        return _settled(crashed)
 
     def close(self) -> None:
         """Wait for the parses in hand, then stop the workers."""
@@ -125,15 +147,17 @@ class ParsePool:
             return self._workers
 
 
-def _chained(workers: _Workers, inner: Future[ParsedFeed]) -> Future[ParsedFeed]:
-    """A future for the caller: a dead worker becomes CRASHED; cancelling it cancels inner."""
-    outer: Future[ParsedFeed] = Future()
+def _chained(workers: _Workers, inner: Future[_T], crashed: Callable[[], _T]) -> Future[_T]:
+    """A future for the caller: a dead worker becomes crashed(); cancelling it cancels inner."""
+    outer: Future[_T] = Future()
     outer.add_done_callback(lambda done: done.cancelled() and inner.cancel())
-    inner.add_done_callback(partial(_forward, workers, outer))
+    inner.add_done_callback(partial(_forward, workers, outer, crashed))
     return outer
 
 
-def _forward(workers: _Workers, outer: Future[ParsedFeed], inner: Future[ParsedFeed]) -> None:
+def _forward(
+    workers: _Workers, outer: Future[_T], crashed: Callable[[], _T], inner: Future[_T]
+) -> None:
     """Runs in the executor's thread (or the submitter's, if the parse was done already)."""
     if inner.cancelled():  # close() dropped it, or the caller cancelled outer
         outer.cancel()
@@ -144,7 +168,7 @@ def _forward(workers: _Workers, outer: Future[ParsedFeed], inner: Future[ParsedF
     if not outer.set_running_or_notify_cancel():
         return
     if isinstance(exc, BrokenProcessPool):
-        outer.set_result(_crashed())
+        outer.set_result(crashed())
     elif exc is not None:
         outer.set_exception(exc)
     else:
@@ -155,8 +179,8 @@ def _crashed() -> ParsedFeed:
     return ParsedFeed(title="", link=None, entries=(), error=CRASHED)
 
 
-def _settled(parse: Callable[[], ParsedFeed]) -> Future[ParsedFeed]:
-    future: Future[ParsedFeed] = Future()
+def _settled(parse: Callable[[], _T]) -> Future[_T]:
+    future: Future[_T] = Future()
     future.set_running_or_notify_cancel()
     try:
         future.set_result(parse())

@@ -24,9 +24,9 @@ from watcher.models import (
     FetchResult,
     Match,
     NewAlert,
-    ParsedFeed,
     Rule,
 )
+from watcher.prepare import PreparedFeed
 from watcher.rules.matcher import RuleSet
 from watcher.store import Store
 
@@ -105,23 +105,33 @@ def ingest(
     config: FeedConfig,
     response: FetchResult,
     *,
-    parsed: ParsedFeed,
+    prepared: PreparedFeed,
     now: datetime,
     deps: PollDeps,
 ) -> PollOutcome:
     """Store a parsed feed's new entries, match them and enqueue their alerts, in one
-    transaction with the feed's new state."""
-    if parsed.error is not None and not parsed.entries:
+    transaction with the feed's new state. The entries come keyed and tokenised from the
+    parser processes (prepare_feed)."""
+    parsed, entries = prepared.feed, prepared.entries
+    if parsed.error is not None and not entries:
         failed = _record_failure(feed, config, now, deps, error=parsed.error, response=response)
         return dataclasses.replace(failed, parse_error=True)
     if parsed.error is not None:
         log.info("feed %s is not well-formed (%s); kept its entries", feed.name, parsed.error)
 
-    entries = [identity.keyed(entry, feed.name) for entry in parsed.entries]
     server_min = _longest(parsed.ttl, timing.cache_lifetime(response.headers, now))
+    position: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        position.setdefault(entry.key, index)  # a repeated key: only the first can be new
     with deps.store.transaction() as tx:
         new = tx.add_entries(feed.id, entries, now)
-        matches = [match for entry in new for match in deps.rules.match(entry, config.tags)]
+        matches = [
+            match
+            for entry in new
+            for match in deps.rules.match_text(
+                prepared.text(position[entry.key]), entry.key, entry.feed, config.tags
+            )
+        ]
         enqueued = tx.enqueue_alerts(alerts_for(matches, deps.rules.rules, now))
         update = _success_update(feed, config, now, deps, response, server_min=server_min)
         tx.record_poll(

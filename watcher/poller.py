@@ -23,7 +23,7 @@ from typing import TypeVar
 
 from watcher import timing
 from watcher.errors import StoreError
-from watcher.models import FeedConfig, FeedState, FeedUpdate, FetchRequest, FetchResult, ParsedFeed
+from watcher.models import FeedConfig, FeedState, FeedUpdate, FetchRequest, FetchResult
 from watcher.pipeline import (
     PollDeps,
     PollOutcome,
@@ -33,6 +33,7 @@ from watcher.pipeline import (
     request_for,
     triage,
 )
+from watcher.prepare import PreparedFeed
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -43,7 +44,8 @@ SETTLED_WAIT = 2.0  # seconds a settled feed waits, at most, for others to share
 @dataclass(frozen=True, slots=True)
 class PollerEdges:
     fetch_many: Callable[[Iterable[FetchRequest]], Generator[FetchResult, None, None]]
-    submit_parse: Callable[[bytes, Mapping[str, str]], Future[ParsedFeed]]
+    # feed name, body, headers -> the body parsed, keyed and tokenised for that feed
+    submit_parse: Callable[[str, bytes, Mapping[str, str]], Future[PreparedFeed]]
     clock: Callable[[], datetime]
     window: int  # parses in flight before the oldest one is stored
 
@@ -61,7 +63,7 @@ def poll_feeds(
     A feed whose result was not stored when stopping is simply polled again next time.
     """
     outcomes: list[PollOutcome] = []
-    parsing: deque[tuple[FeedState, FeedConfig, FetchResult, Future[ParsedFeed]]] = deque()
+    parsing: deque[tuple[FeedState, FeedConfig, FetchResult, Future[PreparedFeed]]] = deque()
     settled: list[tuple[FeedState, Settled]] = []
     first_settled = 0.0  # time.monotonic() when the oldest of `settled` was
 
@@ -80,7 +82,7 @@ def poll_feeds(
                 deps,
                 edges.clock,
                 lambda now: ingest(
-                    feed, config, response, parsed=future.result(), now=now, deps=deps
+                    feed, config, response, prepared=future.result(), now=now, deps=deps
                 ),
             )
         )
@@ -104,7 +106,7 @@ def poll_feeds(
                 outcomes.append(done)
                 progress()
             else:
-                future = edges.submit_parse(response.body, response.headers)
+                future = edges.submit_parse(feed.name, response.body, response.headers)
                 parsing.append((feed, config, response, future))
             while parsing and (len(parsing) > edges.window or parsing[0][3].done()):
                 store_oldest()

@@ -129,7 +129,7 @@ class Watcher:
         deps = PollDeps(store=self.store, rules=self.rules, jitter=self.jitter)
         edges = PollerEdges(
             fetch_many=self.fetcher.fetch_many,
-            submit_parse=self.parser.submit,
+            submit_parse=self.parser.submit_for,
             clock=self.clock,
             window=PARSE_WINDOW,
         )

@@ -199,3 +199,33 @@ def test_an_unchanged_round_records_every_feed(
         assert states["a"].next_check_at == states["b"].next_check_at == clock.now + INTERVAL
         assert (states["a"].last_status, states["a"].etag) == (304, '"a"')
         assert (states["c"].error_count, states["c"].last_success_at) == (1, clock.now - INTERVAL)
+
+
+def test_script_and_style_text_never_reaches_the_matcher_or_the_alert(
+    tmp_path: Path, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    """feedparser's sanitizer is off (parse.py drops these elements itself)."""
+    story = Item(
+        "s",
+        "Sanctions loom",
+        "https://example.org/s",
+        "<p>New sanctions</p><script>var hiddenword = 1;</script>"
+        "<style>.stylishword { }</style><p>were agreed.</p>",
+    )
+    feed_server.serve("/wire.xml", rss([story]))
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "r.yaml").write_text(
+        "rules:\n"
+        "  - {name: sanctions, match: sanctions}\n"
+        "  - {name: hidden, match: 'hiddenword OR stylishword OR var'}\n",
+        encoding="utf-8",
+    )
+    with make_watcher(tmp_path, feed_server, clock) as daemon:
+        (outcome,) = daemon.poll(every_feed=True)
+
+        assert (outcome.new, outcome.matched_rules) == (1, ("sanctions",))
+        (alert,) = daemon.store.alerts()
+        assert alert.rule == "sanctions"
+        assert "hiddenword" not in alert.entry.summary
+        assert "stylishword" not in alert.entry.summary
+        assert "were agreed" in alert.entry.summary

@@ -432,3 +432,63 @@ def test_ttl_in_rss_1_0() -> None:
 
 def test_no_ttl_in_the_test_feeds() -> None:
     assert {parse_feed(data(name)).ttl for name in ("rss2.xml", "atom.xml", "rss1.rdf")} == {None}
+
+
+# --- hidden elements (feedparser's sanitizer is off; parse_feed drops them itself) ---
+
+HIDDEN_ITEM = """<?xml version="1.0"?><rss version="2.0"><channel><title>F</title><item>
+<title>{title}</title><link>https://f.example/1</link>
+<description><![CDATA[{summary}]]></description>
+<content:encoded xmlns:content="http://purl.org/rss/1.0/modules/content/"><![CDATA[{content}]]></content:encoded>
+</item></channel></rss>"""
+
+
+def hidden_item(title: str = "t", summary: str = "s", content: str = "c") -> ParsedEntry:
+    body = HIDDEN_ITEM.format(title=title, summary=summary, content=content)
+    (entry,) = parse_feed(body.encode()).entries
+    return entry
+
+
+def test_script_style_and_applet_text_is_dropped_from_html() -> None:
+    entry = hidden_item(
+        summary='<p>Sanctions</p><script type="text/javascript">var hiddenword = 1;</script>'
+        "<STYLE>.hiddenstyle { }</STYLE ><p>apply</p>",
+        content="<p>Body</p><applet code=x>hiddenapplet</applet><Script>a<b;</sCRIPT>end",
+    )
+
+    assert entry.summary == "<p>Sanctions</p>  <p>apply</p>"
+    assert entry.content == "<p>Body</p>  end"
+
+
+def test_an_html_title_loses_its_script() -> None:
+    body = b"""<feed xmlns="http://www.w3.org/2005/Atom"><title>F</title><entry><id>x</id>
+      <title type="html">Sanctions &lt;script&gt;titlescript()&lt;/script&gt; today</title>
+    </entry></feed>"""
+
+    [entry] = parse_feed(body).entries
+
+    assert entry.title == "Sanctions today"
+
+
+def test_an_element_left_open_hides_the_rest() -> None:
+    entry = hidden_item(summary="<p>Kept</p><style>p { color: red } and everything after")
+
+    assert entry.summary == "<p>Kept</p>"
+
+
+def test_plain_text_keeps_what_looks_like_a_script_tag() -> None:
+    body = b"""<?xml version="1.0"?><feed xmlns="http://www.w3.org/2005/Atom"><title>F</title>
+    <entry><id>1</id><title type="text">Why &lt;script&gt; tags matter</title>
+    <summary type="text">Use &lt;script&gt; with care</summary></entry></feed>"""
+
+    (entry,) = parse_feed(body).entries
+
+    assert entry.summary == "Use <script> with care"
+
+
+def test_many_open_script_tags_take_linear_time() -> None:
+    summary = "<script>" * 20_000 + "x" * 100 + "</script>" + "<p>kept</p>" * 10_000
+
+    entry = hidden_item(summary=summary)
+
+    assert entry.summary == "<p>kept</p>" * 10_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import pickle
 import signal
@@ -11,9 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from watcher.models import ParsedFeed
+from watcher import identity
+from watcher.models import ParsedEntry, ParsedFeed
 from watcher.parse import parse_feed
 from watcher.parse_pool import CRASHED, ParsePool
+from watcher.prepare import PreparedFeed, _packed, prepare_feed
+from watcher.rules.entry_text import EntryText
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -29,6 +33,14 @@ def rigged_parser(body: bytes, headers: Mapping[str, str] | None) -> ParsedFeed:
     if body == b"raise":
         raise ValueError("the parser broke")
     return parse_feed(body, headers)
+
+
+def feed_of(entry: ParsedEntry) -> ParsedFeed:
+    return ParsedFeed(title="F", link=None, entries=(entry,))
+
+
+def rss_of(entry: ParsedEntry) -> bytes:
+    return f"<rss><channel><item><title>{entry.title}</title></item></channel></rss>".encode()
 
 
 @pytest.fixture
@@ -115,3 +127,33 @@ def test_closed_pool() -> None:
 def test_fork_is_refused() -> None:
     with pytest.raises(ValueError, match="fork is not safe"):
         ParsePool(start_method="fork")
+
+
+def test_a_worker_prepares_entries_as_the_main_thread_would() -> None:
+    body = (DATA / "content-encoded.xml").read_bytes()
+    parsed = parse_feed(body)
+
+    with ParsePool(workers=1, inline_below=0) as pool:
+        prepared = pool.submit_for("Wire", body).result(timeout=60)
+
+    expected = tuple(identity.keyed(entry, "Wire") for entry in parsed.entries)
+    assert prepared.entries == expected
+    assert prepared.feed == dataclasses.replace(parsed, entries=())
+    for index, entry in enumerate(expected):
+        assert prepared.text(index) == EntryText.from_entry(entry)
+
+
+def test_prepared_text_survives_the_trip_whatever_its_tokens() -> None:
+    raw = ParsedEntry(guid="g", title="Putin–Trump talks", link=None, categories=("A b", "", "c"))
+    prepared = prepare_feed(rss_of(raw), None, "Wire", parser=lambda body, headers: feed_of(raw))
+    odd = EntryText({"title": ("a b", ""), "summary": ("",), "content": ()})  # not from tokenize
+
+    assert pickle.loads(pickle.dumps(prepared)).text(0) == EntryText.from_entry(prepared.entries[0])
+    assert PreparedFeed(prepared.feed, prepared.entries, (_packed(odd),)).text(0) == odd
+
+
+def test_a_worker_that_dies_while_preparing_gives_an_error(pool: ParsePool) -> None:
+    crashed = pool.submit_for("Wire", b"crash").result(timeout=60)
+
+    assert (crashed.entries, crashed.feed.error) == ((), CRASHED)
+    assert pool.submit_for("Wire", (DATA / "rss2.xml").read_bytes()).result(timeout=60).entries

@@ -71,10 +71,14 @@ def _translated(action: str) -> Iterator[None]:
 
 
 def _insert_ignoring(session: Session, row: type[Any], unique_column: str) -> Any:
-    """INSERT that skips rows whose unique column already holds the value (both backends)."""
+    """INSERT that skips rows whose unique column already holds the value (both backends).
+
+    A Core statement on the table: executed with many rows it is one executemany, without
+    the ORM's bulk machinery (about half the cost per row).
+    """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(row).on_conflict_do_nothing(index_elements=[unique_column])
+    return insert(row.__table__).on_conflict_do_nothing(index_elements=[unique_column])
 
 
 class Store:
@@ -447,11 +451,10 @@ class Transaction:
                 return []
             # Ignoring conflicts keeps a concurrent writer's insert of the same key from
             # failing the whole poll; RETURNING says which rows are really ours.
-            statement = _insert_ignoring(self._session, EntryRow, "key").returning(
-                col(EntryRow.key)
-            )
+            table = EntryRow.__table__  # type: ignore[attr-defined]
+            statement = _insert_ignoring(self._session, EntryRow, "key").returning(table.c.key)
             rows = [_entry_values(feed_id, entry, now) for entry in fresh]
-            inserted = set(self._session.exec(statement, params=rows).scalars())
+            inserted = set(self._session.connection().execute(statement, rows).scalars())
             return [entry for entry in fresh if entry.key in inserted]
 
     def _stored_identities(self, entries: Sequence[Entry]) -> tuple[set[str], set[str]]:
@@ -481,10 +484,12 @@ class Transaction:
         if not rows:
             return 0
         with _translated("enqueue alerts"):
+            table = AlertRow.__table__  # type: ignore[attr-defined]
             statement = _insert_ignoring(self._session, AlertRow, "idempotency_key").returning(
-                col(AlertRow.id)
+                table.c.id
             )
-            return len(self._session.exec(statement, params=list(rows.values())).all())
+            connection = self._session.connection()
+            return len(connection.execute(statement, list(rows.values())).all())
 
     def record_poll(self, feed_id: int, update: FeedUpdate) -> None:
         """Write what one poll learned about the feed, and end its lease if it had one.

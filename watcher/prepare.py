@@ -1,0 +1,65 @@
+"""What the parser processes do for one feed's body: parse it, key each entry, and tokenise
+each entry for the matcher. The main thread is then left with storing and matching.
+
+The matchable text (EntryText) travels as each field's tokens joined by single spaces and is
+rebuilt with EntryText(fields) by the receiver: tokens never hold a space, and the joined
+strings pickle to less than half the size of EntryText objects (which carry the joined text
+besides the tokens) and load a third faster. A field whose tokens could not be rebuilt from
+the joined string travels as its tokens.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from watcher import identity
+from watcher.models import Entry, ParsedFeed
+from watcher.parse import parse_feed
+from watcher.rules.entry_text import EntryText
+
+Parser = Callable[[bytes, Mapping[str, str] | None], ParsedFeed]
+# A field's tokens: joined by spaces, or as they are.
+_Packed = tuple[tuple[str, str | tuple[str, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedFeed:
+    """A feed's body parsed for one feed: ``feed`` without its entries (they are in
+    ``entries``, keyed), and the matchable text of each entry."""
+
+    feed: ParsedFeed
+    entries: tuple[Entry, ...] = ()
+    texts: tuple[_Packed, ...] = ()
+
+    @classmethod
+    def failed(cls, error: str) -> PreparedFeed:
+        return cls(ParsedFeed(title="", link=None, entries=(), error=error))
+
+    def text(self, index: int) -> EntryText:
+        """The EntryText of entries[index]."""
+        return EntryText({name: _unpacked(tokens) for name, tokens in self.texts[index]})
+
+
+def prepare_feed(
+    body: bytes, headers: Mapping[str, str] | None, feed_name: str, parser: Parser = parse_feed
+) -> PreparedFeed:
+    """Parse, key and tokenise (the job of a parser process; never raises for a bad feed)."""
+    parsed = parser(body, headers)
+    entries = tuple(identity.keyed(entry, feed_name) for entry in parsed.entries)
+    texts = tuple(_packed(EntryText.from_entry(entry)) for entry in entries)
+    return PreparedFeed(dataclasses.replace(parsed, entries=()), entries, texts)
+
+
+def _packed(text: EntryText) -> _Packed:
+    packed: list[tuple[str, str | tuple[str, ...]]] = []
+    for name, tokens in text.fields.items():
+        joined = " ".join(tokens)
+        rebuilt = joined != "" and joined.count(" ") == len(tokens) - 1
+        packed.append((name, joined if rebuilt else tuple(tokens)))
+    return tuple(packed)
+
+
+def _unpacked(tokens: str | tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(tokens.split(" ")) if isinstance(tokens, str) else tokens
