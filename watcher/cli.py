@@ -1,13 +1,18 @@
-"""The `watcher` command. Exit codes: 0 ok, 1 user error, 2 usage error."""
+"""The `watcher` command. Exit codes: 0 ok, 1 user error, 2 usage error.
+
+The commands import what they use inside their bodies: the parser processes import the main
+module again (the `watcher` console script imports this module), and must not pay for the
+daemon's libraries (SQLAlchemy, alembic, Apprise, Jinja2, prometheus_client, httpx).
+tests/integration/test_parse_pool_imports.py checks it.
+"""
 
 from __future__ import annotations
 
 import enum
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 
 from watcher.cli_common import (
     ConfigOption,
@@ -18,12 +23,10 @@ from watcher.cli_common import (
 )
 from watcher.cli_db import db_app
 from watcher.cli_rules import rules_app
-from watcher.config import Config, load_config
-from watcher.logs import set_secrets, setup_logging
 from watcher.models import Alert, AlertState
-from watcher.service import Watcher, run_daemon, utc_now
-from watcher.status_report import gather, print_report, trouble_first
-from watcher.store import open_store, schema_status
+
+if TYPE_CHECKING:
+    from watcher.config import Config
 
 
 class LogFormatChoice(enum.StrEnum):
@@ -70,6 +73,10 @@ def run(
     ] = LogFormatChoice.AUTO,
 ) -> None:
     """Run the daemon: poll feeds on schedule, match rules, deliver alerts."""
+    from watcher.config import load_config
+    from watcher.logs import set_secrets, setup_logging
+    from watcher.service import Watcher, run_daemon
+
     setup_logging(fmt=log_format.value, verbose=verbose)
     loaded = user_errors(lambda: load_config(config_path(config)))
     set_secrets(loaded.secrets)
@@ -93,6 +100,8 @@ def run(
 @app.command()
 def check(config: ConfigOption = None) -> None:
     """Validate the config and its rules; print file:line:col for each problem."""
+    from watcher.config import load_config
+
     path = config_path(config)
     loaded = user_errors(lambda: load_config(path))
     _print_warnings(loaded)
@@ -105,6 +114,8 @@ def check(config: ConfigOption = None) -> None:
 @feeds_app.command("list")
 def feeds_list(config: ConfigOption = None) -> None:
     """Each feed with its last status, last success, errors and next check."""
+    from watcher.status_report import trouble_first
+
     with open_store_of(config) as store:
         feeds = sorted(store.feeds(), key=trouble_first)
         typer.echo(f"{'FEED':30} {'STATUS':7} {'LAST OK':19} {'ERRORS':6} {'NEXT CHECK':19} ERROR")
@@ -171,6 +182,8 @@ def alerts_retry(
     config: ConfigOption = None,
 ) -> None:
     """Send a dead or waiting alert (or, with --dead, every dead alert) at the next delivery."""
+    from watcher.service import utc_now
+
     if (alert_id is None) == (not dead):
         raise typer.BadParameter("give an alert ID or --dead, not both", param_hint="ID")
     now = utc_now()
@@ -193,6 +206,12 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for scripts.")] = False,
 ) -> None:
     """Feeds by health, entries, alerts by state, rules, last tick."""
+    from rich.console import Console
+
+    from watcher.config import load_config
+    from watcher.status_report import gather, print_report
+    from watcher.store import open_store, schema_status
+
     loaded = user_errors(lambda: load_config(config_path(config), with_rules=False))
     with user_errors(lambda: open_store(loaded.store_url)) as store:
         report = gather(store, user_errors(lambda: schema_status(loaded.store_url)))

@@ -6,13 +6,14 @@ import os
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from watcher.config import load_config
 from watcher.errors import WatcherError
-from watcher.store import Store, open_store
+
+if TYPE_CHECKING:
+    from watcher.store import Store
 
 DEFAULT_CONFIG = Path("config/watcher.yaml")
 T = TypeVar("T")
@@ -44,6 +45,9 @@ def user_errors(action: Callable[[], T]) -> T:
 
 
 def open_store_of(config: Path | None) -> Store:
+    from watcher.config import load_config
+    from watcher.store import open_store
+
     loaded = user_errors(lambda: load_config(config_path(config), with_rules=False))
     return user_errors(lambda: open_store(loaded.store_url))
 

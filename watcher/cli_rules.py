@@ -7,20 +7,18 @@ import sys
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from watcher.cli_common import ConfigOption, config_path, user_errors
-from watcher.config import Config, RuleBook, load_config, load_rules
-from watcher.fetch import Fetcher
 from watcher.models import Entry, FetchSettings
-from watcher.pipeline import alerts_for
-from watcher.rules.matcher import RuleSet
-from watcher.rules_tester import Hit, Source, SourceError, format_hit, hits, read_source
-from watcher.service import utc_now
-from watcher.store import open_store
 from watcher.units import parse_duration
+
+if TYPE_CHECKING:  # the commands import these when they run (see watcher.cli)
+    from watcher.config import Config, RuleBook
+    from watcher.rules.matcher import RuleSet
+    from watcher.rules_tester import Hit, Source
 
 rules_app = typer.Typer(
     help="Try rules out and apply them to stored entries.", no_args_is_help=True
@@ -60,6 +58,10 @@ def rules_test(
     since: SinceOption = "7d",
 ) -> None:
     """Print every (rule, entry) match the rules find, without alerting anyone."""
+    from watcher.fetch import Fetcher
+    from watcher.rules.matcher import RuleSet
+    from watcher.rules_tester import SourceError, read_source
+
     if not sources and not stored:
         raise typer.BadParameter("give feed files or URLs, or --stored", param_hint="SOURCE")
     loaded = _config_for_test(config, rules, stored)
@@ -97,6 +99,8 @@ class _HitPrinter:
         self.color = sys.stdout.isatty()
 
     def show(self, hit: Hit) -> None:
+        from watcher.rules_tester import format_hit
+
         self.count += 1
         if self.json_lines:
             typer.echo(json.dumps(hit.as_json(), ensure_ascii=False))
@@ -108,6 +112,8 @@ class _HitPrinter:
 
 
 def _show_source(read: Source, compiled: RuleSet, printer: _HitPrinter) -> None:
+    from watcher.rules_tester import hits
+
     printer.entries += len(read.entries)
     for hit in hits(compiled, read.entries, lambda _entry: read.tags, read.name):
         printer.show(hit)
@@ -116,10 +122,14 @@ def _show_source(read: Source, compiled: RuleSet, printer: _HitPrinter) -> None:
 def _config_for_test(config: Path | None, rules: Path | None, stored: bool) -> Config | None:
     if rules is not None and config is None and not stored:
         return None  # --rules alone needs no config
+    from watcher.config import load_config
+
     return user_errors(lambda: load_config(config_path(config)))
 
 
 def _rulebook_for_test(loaded: Config | None, rules: Path | None) -> RuleBook:
+    from watcher.config import load_rules
+
     if rules is None:
         assert loaded is not None
         return loaded.rulebook
@@ -141,6 +151,10 @@ def _configured_feed(loaded: Config | None) -> Callable[[str], ConfiguredFeed | 
 
 
 def _test_stored(loaded: Config, compiled: RuleSet, since: timedelta, printer: _HitPrinter) -> None:
+    from watcher.rules_tester import hits
+    from watcher.service import utc_now
+    from watcher.store import open_store
+
     with user_errors(lambda: open_store(loaded.store_url)) as store:
         entries = store.entries_since(utc_now() - since)
     printer.entries += len(entries)
@@ -160,6 +174,12 @@ def rules_backfill(
 ) -> None:
     """Alert on entries already stored that RULE matches (new rules otherwise only see new
     entries). Entries already alerted for this rule and target are never alerted again."""
+    from watcher.config import load_config
+    from watcher.pipeline import alerts_for
+    from watcher.rules.matcher import RuleSet
+    from watcher.service import utc_now
+    from watcher.store import open_store
+
     loaded = user_errors(lambda: load_config(config_path(config)))
     chosen = [candidate for candidate in loaded.rules if candidate.name == rule]
     if not chosen:
