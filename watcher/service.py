@@ -67,6 +67,7 @@ class Watcher:
         *,
         clock: Clock = utc_now,
         fetcher: Fetcher | None = None,
+        parser: ParsePool | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
         self.config = config
@@ -92,7 +93,7 @@ class Watcher:
         self.fetcher = fetcher or Fetcher(
             max_in_flight=limits.max_in_flight, max_per_host=limits.max_per_host
         )
-        self.parser = ParsePool()
+        self.parser = parser or ParsePool()
         self._feed_configs = {feed.name: feed for feed in config.feeds}
         self.heartbeat = Heartbeat()
         self.ready = False

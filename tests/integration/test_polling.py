@@ -11,8 +11,10 @@ import pytest
 from tests.support.clock import FakeClock
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import Item, rss
+from tests.support.parsers import SPIN, spinning_parser
 from watcher.config import load_config
 from watcher.models import FeedState
+from watcher.parse_pool import ParsePool, abandoned_error
 from watcher.service import Watcher
 from watcher.status_report import gather
 
@@ -229,3 +231,39 @@ def test_script_and_style_text_never_reaches_the_matcher_or_the_alert(
         assert "hiddenword" not in alert.entry.summary
         assert "stylishword" not in alert.entry.summary
         assert "were agreed" in alert.entry.summary
+
+
+def test_a_runaway_parse_fails_its_feed_alone_and_the_feed_backs_off(
+    tmp_path: Path, feed_server: FeedServer, clock: FakeClock
+) -> None:
+    (tmp_path / "rules").mkdir()
+    config = tmp_path / "watcher.yaml"
+    config.write_text(
+        "store: sqlite:///w.db\n"
+        "defaults: {interval: 15m}\n"
+        "fetch: {allow_private_networks: true, timeout: 5s}\n"
+        f"feeds:\n  - {{name: Wire, url: '{feed_server.url('/wire.xml')}'}}\n"
+        f"  - {{name: Other, url: '{feed_server.url('/other.xml')}'}}\n"
+        "notify: {console: 'console://'}\n",
+        encoding="utf-8",
+    )
+    feed_server.serve("/wire.xml", SPIN + rss([STORY]))
+    feed_server.serve("/other.xml", rss([OTHER]))
+    pool = ParsePool(workers=2, inline_below=0, parser=spinning_parser, time_limit=0.5)
+    with Watcher(load_config(config), clock=clock, jitter=lambda: 0.0, parser=pool) as daemon:
+        outcomes = {outcome.feed: outcome for outcome in daemon.poll(every_feed=True)}
+
+        assert outcomes["Wire"].error == "parse took longer than 0.5s, abandoned"
+        assert (outcomes["Other"].error, outcomes["Other"].new) == (None, 1)
+        state = wire(daemon)
+        assert (state.error_count, state.last_error) == (1, abandoned_error(0.5))
+        assert state.next_check_at == clock.now + INTERVAL  # backs off like any failure
+        clock.advance(INTERVAL)
+        daemon.poll()
+        assert wire(daemon).error_count == 2
+        assert wire(daemon).next_check_at == clock.now + 2 * INTERVAL
+
+        feed_server.serve("/wire.xml", rss([STORY]))
+        clock.advance(2 * INTERVAL)
+        assert {outcome.feed: outcome.new for outcome in daemon.poll()}["Wire"] == 1
+        assert wire(daemon).error_count == 0

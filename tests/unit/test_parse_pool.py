@@ -1,4 +1,5 @@
-"""ParsePool with real worker processes: parsing, inline small bodies, dead workers."""
+"""ParsePool with real worker processes: parsing, inline small bodies, dead workers, runaway
+parses."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.parsers import SPIN, spinning_parser
 from watcher import identity
 from watcher.models import ParsedEntry, ParsedFeed
 from watcher.parse import parse_feed
-from watcher.parse_pool import CRASHED, ParsePool
+from watcher.parse_pool import CRASHED, ParsePool, abandoned_error
 from watcher.prepare import PreparedFeed, _packed, prepare_feed
 from watcher.rules.entry_text import EntryText
 
@@ -157,3 +159,48 @@ def test_a_worker_that_dies_while_preparing_gives_an_error(pool: ParsePool) -> N
 
     assert (crashed.entries, crashed.feed.error) == ((), CRASHED)
     assert pool.submit_for("Wire", (DATA / "rss2.xml").read_bytes()).result(timeout=60).entries
+
+
+LIMIT = 0.5  # seconds; the spinning parse never ends, so only the watchdog ends it
+
+
+def test_a_runaway_parse_is_abandoned_and_its_worker_replaced() -> None:
+    rss2 = (DATA / "rss2.xml").read_bytes()
+    with ParsePool(workers=1, inline_below=0, parser=spinning_parser, time_limit=LIMIT) as pool:
+        before = pool.parse(rss2)
+        runaway = pool.submit(SPIN + rss2)
+        queued = pool.submit(rss2)  # behind it on the same worker
+
+        abandoned = runaway.result(timeout=60)
+        after_it = queued.result(timeout=60)
+        again = pool.parse(rss2)
+
+    assert (abandoned.entries, abandoned.error) == ((), abandoned_error(LIMIT))
+    assert abandoned.error == "parse took longer than 0.5s, abandoned"
+    assert after_it == before  # parsed again by the new worker, not failed with the old one
+    assert again == before
+
+
+def test_a_runaway_parse_leaves_the_parses_beside_it_alone() -> None:
+    bodies = [(DATA / name).read_bytes() for name in ("rss2.xml", "atom.xml", "rss1.rdf")]
+    with ParsePool(workers=2, inline_below=0, parser=spinning_parser, time_limit=LIMIT) as pool:
+        runaway = pool.submit_for("Hostile", SPIN + bodies[0])
+        others = [pool.submit_for("Wire", body) for body in bodies * 3]
+
+        abandoned = runaway.result(timeout=60)
+        parsed = [future.result(timeout=60) for future in others]
+
+    assert (abandoned.entries, abandoned.feed.error) == ((), abandoned_error(LIMIT))
+    assert [each.feed.error for each in parsed] == [None] * len(others)
+    assert [each.entries for each in parsed] == [
+        prepare_feed(body, None, "Wire").entries for body in bodies * 3
+    ]
+
+
+def test_closing_the_pool_ends_a_runaway_parse() -> None:
+    pool = ParsePool(workers=1, inline_below=0, parser=spinning_parser, time_limit=LIMIT)
+    runaway = pool.submit(SPIN)
+
+    pool.close()  # waits for the parses in hand: the watchdog ends this one
+
+    assert runaway.result(timeout=0).error == abandoned_error(LIMIT)
