@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import resource
+import threading
+import time
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -41,16 +43,78 @@ def live_descendants_peak_mb() -> tuple[float, int]:
     return sum(_status_mb(pid, "VmHWM") for pid in found), len(found)
 
 
-def tree_pss_mb() -> float:
+def tree_pss_mb(descendants: list[int] | None = None) -> float:
     """This process's and its descendants' proportional set size now (shared pages split)."""
     total = 0.0
-    for pid in [os.getpid(), *_descendants()]:
+    for pid in [os.getpid(), *(_descendants() if descendants is None else descendants)]:
         try:
             lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
         except OSError:
             continue
         total += sum(int(line.split()[1]) / 1024 for line in lines if line.startswith("Pss:"))
     return total
+
+
+def tree_breakdown() -> list[dict[str, Any]]:
+    """Per process of this tree: pid, its command line (shortened), peak RSS and PSS now."""
+    rows = []
+    for pid in [os.getpid(), *_descendants()]:
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()
+        except OSError:
+            continue
+        command = " ".join(part.decode(errors="replace") for part in argv if part)
+        pss = sum(int(line.split()[1]) / 1024 for line in rollup if line.startswith("Pss:"))
+        hwm = _status_mb(pid, "VmHWM")
+        rows.append({"pid": pid, "command": command[-90:], "hwm_mb": hwm, "pss_mb": pss})
+    return rows
+
+
+class PssSampler:
+    """A thread that reads the PSS of this process tree every ``interval`` seconds (from
+    /proc/<pid>/smaps_rollup) and keeps the peak: the peak so far and the peak since the last
+    ``round_peak()``. PSS splits each shared page between the processes that map it, so the
+    sum over the tree counts every page once. The list of descendants is refreshed every
+    ``rescan`` seconds (scanning /proc costs more than reading the rollups)."""
+
+    def __init__(self, interval: float = 0.05, rescan: float = 0.5) -> None:
+        self.interval, self.rescan = interval, rescan
+        self.peak_mb = 0.0
+        self.samples = 0
+        self._round_mb = 0.0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pss-sampler", daemon=True)
+
+    def start(self) -> PssSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def round_peak(self) -> float:
+        """The peak since the previous call (sampled once more now), and start a new round."""
+        self._sample(_descendants())
+        with self._lock:
+            peak, self._round_mb = self._round_mb, 0.0
+        return peak
+
+    def _run(self) -> None:
+        found, scanned = _descendants(), time.monotonic()
+        while not self._stop.wait(self.interval):
+            if time.monotonic() - scanned > self.rescan:
+                found, scanned = _descendants(), time.monotonic()
+            self._sample(found)
+
+    def _sample(self, descendants: list[int]) -> None:
+        now = tree_pss_mb(descendants)
+        with self._lock:
+            self.samples += 1
+            self.peak_mb = max(self.peak_mb, now)
+            self._round_mb = max(self._round_mb, now)
 
 
 def _status_mb(pid: int, field: str) -> float:

@@ -16,6 +16,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from measure import (
+    PssSampler,
     control,
     live_descendants_peak_mb,
     machine_busy_s,
@@ -28,6 +29,7 @@ from reader import make_reader  # type: ignore[import-not-found,unused-ignore]
 
 
 def main() -> None:
+    sampler = PssSampler().start()
     database, server, urls_file, workers_arg, out = sys.argv[1:6]
     workers = int(workers_arg)
     urls = Path(urls_file).read_text().split()
@@ -65,9 +67,13 @@ def main() -> None:
                 "children_peak_mb": children_mb,
                 "children": children,
                 "pss_now_mb": tree_pss_mb(),
+                "pss_round_peak_mb": sampler.round_peak(),
+                "pss_peak_mb": sampler.peak_mb,
             }
         )
     reader.close()
+    sampler.stop()
+    result["pss_samples"] = sampler.samples
     result["db_mb"] = sum(
         file.stat().st_size for file in Path(database).parent.glob(Path(database).name + "*")
     ) / (1024 * 1024)

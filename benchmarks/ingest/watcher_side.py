@@ -20,21 +20,28 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, sys.argv[1])
 
 from measure import (  # noqa: E402
+    PssSampler,
     control,
     live_descendants_peak_mb,
     machine_busy_s,
     reaped_children_peak_mb,
     self_peak_mb,
+    tree_breakdown,
     tree_cpu_s,
     tree_pss_mb,
     write_result,
 )
 
-from watcher.config import load_config  # noqa: E402
-from watcher.service import Watcher  # noqa: E402
+# What the `watcher` console script imports at module level: the parser processes import this
+# file again as their main module, as they import the console script under the daemon.
+import watcher.cli  # noqa: E402, F401
 
 
 def main() -> None:
+    from watcher.config import load_config
+    from watcher.service import Watcher
+
+    sampler = PssSampler().start()
     config_path, server, warm_body, out = sys.argv[2:6]
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     result: dict[str, Any] = {"tool": "watcher", "rounds": [], "source": sys.argv[1]}
@@ -85,9 +92,14 @@ def main() -> None:
                 "children_peak_mb": children_mb,
                 "children": children,
                 "pss_now_mb": tree_pss_mb(),
+                "pss_round_peak_mb": sampler.round_peak(),
+                "pss_peak_mb": sampler.peak_mb,
+                "processes": tree_breakdown(),
             }
         )
     watcher.close()
+    sampler.stop()
+    result["pss_samples"] = sampler.samples
     result["reaped_children_peak_mb"] = reaped_children_peak_mb()
     database = config.store_url.removeprefix("sqlite:///")
     result["db_mb"] = sum(
