@@ -1,18 +1,19 @@
 """Fetch feeds: conditional GETs over http(s) within limits, or reads of local files.
 
-The only module that imports httpx. ``Fetcher.fetch`` and ``Fetcher.fetch_many`` never raise
-for network, HTTP or policy trouble: each returns FetchResults whose ``error`` says what
-happened.
+The only module that imports aiohttp (the HTTP client) and, with netguard.py, httpx (whose
+URL parser checks every URL before aiohttp gets its exact text). ``Fetcher.fetch`` and
+``Fetcher.fetch_many`` never raise for network, HTTP or policy trouble: each returns
+FetchResults whose ``error`` says what happened.
 
 Guards (the security notes, §2): http/https only and no user
 info; redirects followed here, hop by hop, each hop checked again and never to file:;
 every address a host resolves to must be public unless the feed allows private networks
 (also when a proxy carries the request), and a direct connection goes only to an address
-checked where it connects (netguard.py, against DNS rebinding); one deadline for the
-whole fetch; the body is counted as it streams, after decompression, which is done here
-with bounded output because httpx inflates a whole chunk at once. Credentials (basic auth,
-Authorization and Cookie headers) go to the feed's own origin only, never across a
-redirect to another one.
+checked where it connects (_PinningResolver with netguard's policy, against DNS
+rebinding); one deadline for the whole fetch; the body is counted as it streams, after
+decompression, which is done here with bounded output (aiohttp's own decoding is off).
+Credentials (basic auth, Authorization and Cookie headers) go to the feed's own origin
+only, never across a redirect to another one; aiohttp keeps no cookies.
 
 Concurrency: an event loop on a thread the Fetcher owns runs the fetches. At most
 ``max_in_flight`` requests are out at once and ``max_per_host`` to one host; a request
@@ -20,8 +21,9 @@ waits for its host's slot before it takes a global one, so a slow host holds onl
 slots. ``fetch_many`` hands results to the caller's thread in completion order and starts
 a fetch only while fewer than ``max_in_flight + max_ready`` of its results are fetched or
 waiting to be taken, which bounds the bodies held in memory. Connections live in lanes
-(_Lanes) of one connection each: httpcore's pool spends CPU on every connection it holds
-at every request.
+(_Lanes): aiohttp sessions of one connection each, at most ``max_in_flight`` of them, so
+idle connections are bounded too. aiohttp replaced httpx's client here for CPU: a 304
+cost about 0.65 ms of CPU with httpx and 0.1 ms with aiohttp (benchmarks/ingest/README.md).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import ipaddress
 import os
 import queue
 import re
+import socket
 import ssl
 import stat
 import threading
@@ -54,7 +57,10 @@ from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+import aiohttp
+import aiohttp.abc
 import httpx
+from yarl import URL as _WireURL
 
 from watcher import netguard
 from watcher.models import FetchRequest, FetchResult, FetchSettings
@@ -178,90 +184,98 @@ class _Limits:
                 del self._hosts[host]
 
 
-# scheme, host, port, and whether the request may go to private addresses (netguard keeps
-# those connections apart)
-_Origin = tuple[bytes, bytes, int | None, bool]
+# scheme, host, port, proxy, and whether the request may go to private addresses (netguard
+# keeps those connections apart)
+_Origin = tuple[str, str, int, str | None, bool]
 
 
-class _Lanes(httpx.AsyncBaseTransport):
-    """A transport that spreads requests over lanes: pools of one connection each.
+class _Lanes:
+    """Sessions of one connection each ("lanes"), at most ``size`` of them.
 
-    httpcore's pool looks at every connection it holds, twice per request (encode/httpx#3215):
-    with 32 connections that costs 2-3 ms of CPU per request, against 0.4 ms with one. A
-    request borrows an idle lane that last went to its origin, so its connection is reused;
-    else a new lane while fewer than ``size`` exist; else the lane idle the longest, whose
-    connection then closes. The lane goes back when the response is closed. Used on the
-    event loop's thread only.
+    A request borrows an idle lane that last went to its origin, so its connection is
+    reused; else a new lane while fewer than ``size`` exist; else the lane idle the longest
+    is closed, with its connection, and a new one takes its place. So the Fetcher holds at
+    most max_in_flight connections, idle ones included. Used on the event loop's thread only.
     """
 
-    def __init__(self, size: int, make: Callable[[], httpx.AsyncBaseTransport]) -> None:
+    def __init__(self, size: int, make: Callable[[_Origin], aiohttp.ClientSession]) -> None:
         self._size = size
         self._make = make
-        self._lanes: set[httpx.AsyncBaseTransport] = set()
-        self._idle: OrderedDict[httpx.AsyncBaseTransport, _Origin] = OrderedDict()  # oldest first
-        self._by_origin: dict[_Origin, list[httpx.AsyncBaseTransport]] = {}
+        self._lanes: set[aiohttp.ClientSession] = set()
+        self._idle: OrderedDict[aiohttp.ClientSession, _Origin] = OrderedDict()  # oldest first
+        self._by_origin: dict[_Origin, list[aiohttp.ClientSession]] = {}
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        url = request.url
-        allow_private = request.extensions.get(netguard.ALLOW_PRIVATE) is True
-        origin = (url.raw_scheme, url.raw_host, url.port, allow_private)
-        lane = self._take(origin)
-        try:
-            response = await lane.handle_async_request(request)
-        except BaseException:
-            self._give_back(origin, lane)
-            raise
-        response.stream = _GiveBack(response.stream, lambda: self._give_back(origin, lane))
-        return response
-
-    async def aclose(self) -> None:
-        lanes, self._lanes = self._lanes, set()
-        self._idle.clear()
-        self._by_origin.clear()
-        for lane in lanes:
-            await lane.aclose()
-
-    def _take(self, origin: _Origin) -> httpx.AsyncBaseTransport:
+    async def take(self, origin: _Origin) -> aiohttp.ClientSession:
         same = self._by_origin.get(origin)
         if same:
             lane = same.pop()
             del self._idle[lane]
             return lane
+        old = None
         if len(self._lanes) >= self._size and self._idle:
-            lane, old = self._idle.popitem(last=False)
-            self._by_origin[old].remove(lane)
-            return lane
+            old, old_origin = self._idle.popitem(last=False)
+            self._by_origin[old_origin].remove(old)
+            self._lanes.discard(old)
         # None idle (max_in_flight bounds the lanes in use, so only past that): a new one.
-        lane = self._make()
-        self._lanes.add(lane)
+        lane = self._make(origin)
+        self._lanes.add(lane)  # counted before the await below, where others may take
+        if old is not None:
+            try:
+                await old.close()
+            except BaseException:
+                self.give_back(origin, lane)
+                raise
         return lane
 
-    def _give_back(self, origin: _Origin, lane: httpx.AsyncBaseTransport) -> None:
-        if lane in self._idle or lane not in self._lanes:  # twice, or after aclose()
+    def give_back(self, origin: _Origin, lane: aiohttp.ClientSession) -> None:
+        if lane in self._idle or lane not in self._lanes:  # twice, or after close()
             return
         self._by_origin.setdefault(origin, []).append(lane)
         self._idle[lane] = origin
 
+    async def close(self) -> None:
+        lanes, self._lanes = self._lanes, set()
+        self._idle.clear()
+        self._by_origin.clear()
+        for lane in lanes:
+            await lane.close()
 
-class _GiveBack(httpx.AsyncByteStream):
-    """A response body that gives its lane back when it is closed."""
 
-    def __init__(
-        self, stream: httpx.SyncByteStream | httpx.AsyncByteStream, done: Callable[[], None]
-    ) -> None:
-        assert isinstance(stream, httpx.AsyncByteStream)
-        self._stream = stream
-        self._done = done
+class _PinningResolver(aiohttp.abc.AbstractResolver):
+    """Where aiohttp connects: the addresses of a name, checked (netguard), and only those.
 
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        async for chunk in self._stream:
-            yield chunk
+    aiohttp asks for every new direct connection (no DNS cache) and connects to the
+    addresses given, keeping the name for TLS (SNI, certificate) and the Host header. A name
+    with any address the policy refuses raises netguard.AddressRefused; one without any,
+    netguard.Unresolvable. An IP literal is its own address; fetch.py checked it already.
+    """
 
-    async def aclose(self) -> None:
-        try:
-            await self._stream.aclose()
-        finally:
-            self._done()
+    def __init__(self, resolver: netguard.Resolver, *, allow_private: bool) -> None:
+        self._resolver = resolver
+        self._allow_private = allow_private
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[aiohttp.abc.ResolveResult]:
+        addresses = await netguard.resolve(self._resolver, host, port)
+        if not self._allow_private:
+            refused = netguard.refusal(host, addresses)
+            if refused is not None:
+                raise netguard.AddressRefused(refused)
+        return [
+            {
+                "hostname": host,
+                "host": str(address),
+                "port": port,
+                "family": socket.AF_INET6 if address.version == 6 else socket.AF_INET,
+                "proto": 0,
+                "flags": socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
+            }
+            for address in addresses
+        ]
+
+    async def close(self) -> None:
+        pass
 
 
 @dataclass(eq=False, slots=True)
@@ -296,7 +310,6 @@ class Fetcher:
     def __init__(
         self,
         *,
-        transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] = time.monotonic,
         max_in_flight: int = 32,
         max_per_host: int = 2,
@@ -305,22 +318,20 @@ class Fetcher:
     ) -> None:
         """``max_ready``: results fetch_many may hold for its caller (default: max_in_flight).
 
-        A ``transport`` replaces the network (and with it any proxy). ``resolver`` answers
-        for host names (tests hand in their own); direct connections go only to the
-        addresses it gave and that were checked (netguard).
+        ``resolver`` answers for host names (tests hand in their own); direct connections go
+        only to the addresses it gave and that were checked (netguard).
         """
         if max_in_flight < 1 or max_per_host < 1 or (max_ready is not None and max_ready < 0):
             raise ValueError(
                 "max_in_flight and max_per_host must be 1 or more, max_ready 0 or more"
             )
         self._clock = clock
-        self._transport = transport
         self._resolver = resolver
         self._limits = _Limits(max_in_flight, max_per_host)
         self._batch_size = max_in_flight + (max_in_flight if max_ready is None else max_ready)
         self._max_in_flight = max_in_flight
         self._ssl: ssl.SSLContext | None = None  # made once: loading the CA bundle is slow
-        self._clients: dict[str | None, httpx.AsyncClient] = {}  # by proxy; loop thread only
+        self._lanes = _Lanes(max_in_flight, self._session)  # loop thread only
         self._lock = threading.Lock()
         self._closed = False
         self._active: set[_Batch] = set()
@@ -427,9 +438,7 @@ class Fetcher:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for client in self._clients.values():
-            await client.aclose()
-        self._clients.clear()
+        await self._lanes.close()
         await self._loop.shutdown_asyncgens()
         await self._loop.shutdown_default_executor()
 
@@ -464,18 +473,18 @@ class Fetcher:
             return await self._fetch_http(request, trip, ticket)
         except _Failure as failure:
             error, status, headers = failure.message, failure.status, failure.headers
-        except (httpx.TimeoutException, TimeoutError):
+        except TimeoutError:  # aiohttp's timeouts are TimeoutErrors too
             error, status, headers = _timed_out(request.settings), None, {}
-        except httpx.ProxyError as exc:
+        except netguard.GuardError as exc:  # refused where it connects, or no address
+            error, status, headers = str(exc), None, {}
+        except aiohttp.ClientHttpProxyError as exc:
             error, status, headers = f"proxy {_redact(trip.proxy)} failed: {exc}", None, {}
-        except httpx.ConnectError as exc:
+        except aiohttp.ClientConnectorError as exc:
             via = f" via proxy {_redact(trip.proxy)}" if trip.proxy else ""
             error, status, headers = f"cannot connect to {trip.url}{via}: {exc}", None, {}
-            if isinstance(exc.__cause__, netguard.GuardError):  # refused where it connects
-                error = str(exc.__cause__)
-        except httpx.HTTPError as exc:
+        except aiohttp.ClientError as exc:
             error, status, headers = f"{trip.url}: {type(exc).__name__}: {exc}", None, {}
-        except (httpx.InvalidURL, UnicodeError) as exc:
+        except (httpx.InvalidURL, ValueError) as exc:
             error, status, headers = f"invalid request for {trip.url!r}: {exc}", None, {}
         return FetchResult(
             url=request.url, final_url=trip.url, status=status, headers=headers, error=error
@@ -516,45 +525,62 @@ class Fetcher:
         settings = request.settings
         await self._check_address(url, settings, deadline)
         trip.proxy = _proxy_for(url, settings)
-        client = self._client(trip.proxy)
-        response = await client.send(
-            client.build_request(
-                "GET",
-                url,
-                headers=_request_headers(request, url, origin),
-                timeout=httpx.Timeout(self._remaining(deadline, settings)),
-                extensions={netguard.ALLOW_PRIVATE: settings.allow_private_networks},
-            ),
-            stream=True,
+        proxy, proxy_headers = _proxy_parts(trip.proxy)
+        # A strict feed never reuses a connection made for one allowing private addresses.
+        lane_key: _Origin = (
+            url.scheme,
+            url.host.lower(),
+            url.port or _DEFAULT_PORTS[url.scheme],
+            trip.proxy,
+            settings.allow_private_networks,
         )
+        lane = await self._lanes.take(lane_key)
+        try:
+            # httpx parsed and checked the URL; aiohttp gets exactly that text, not
+            # re-encoded, so it connects to the host that was checked.
+            response = await lane.get(
+                _WireURL(str(url), encoded=True),
+                headers=_request_headers(request, url, origin),
+                allow_redirects=False,
+                proxy=proxy,
+                proxy_headers=proxy_headers,
+                timeout=aiohttp.ClientTimeout(total=self._remaining(deadline, settings)),
+            )
+        except BaseException:
+            self._lanes.give_back(lane_key, lane)
+            raise
         try:
             self._remaining(deadline, settings)
-            if response.status_code in _REDIRECTS and "location" in response.headers:
-                return _next_hop(url, response, trip, settings)
+            location = response.headers.get("location")
+            if response.status in _REDIRECTS and location is not None:
+                return _next_hop(url, response.status, location, trip, settings)
             return await self._result(request, trip, response, deadline)
+        except BaseException:
+            response.close()  # the connection may be mid-body: never reused
+            raise
         finally:
-            await response.aclose()
+            response.release()
+            self._lanes.give_back(lane_key, lane)
 
-    def _client(self, proxy: str | None) -> httpx.AsyncClient:
-        key = None if self._transport is not None else proxy
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = httpx.AsyncClient(
-                transport=self._transport or _Lanes(self._max_in_flight, lambda: self._lane(key)),
-                trust_env=False,  # the environment's proxies only when a feed says "env"
-                follow_redirects=False,
-            )
-        return client
-
-    def _lane(self, proxy: str | None) -> httpx.AsyncBaseTransport:
-        """One lane: a pool of one connection, direct ones to checked addresses only."""
+    def _session(self, origin: _Origin) -> aiohttp.ClientSession:
+        """A lane: a session for a proxy, or for direct connections to checked addresses."""
+        *_, proxy, allow_private = origin
         if self._ssl is None:
-            self._ssl = httpx.create_ssl_context(trust_env=False)  # what httpx would make
-        one = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            self._ssl = httpx.create_ssl_context(trust_env=False)  # loading CAs is slow
+        resolver = None
         if proxy is None:
-            return netguard.GuardedTransport(self._resolver, limits=one, verify=self._ssl)
-        return httpx.AsyncHTTPTransport(
-            verify=self._ssl, http1=True, http2=False, limits=one, trust_env=False, proxy=proxy
+            resolver = _PinningResolver(self._resolver, allow_private=allow_private)
+        connector = aiohttp.TCPConnector(
+            ssl=self._ssl,
+            resolver=resolver,  # None: the proxy's own address, resolved as usual
+            use_dns_cache=False,  # every new connection is checked again
+            limit=1,  # one connection: a lane
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),  # no cookies but the feed's own header
+            auto_decompress=False,  # _Inflater decodes, with bounded output
+            trust_env=False,  # the environment's proxies only when a feed says "env"
         )
 
     async def _check_address(
@@ -582,15 +608,15 @@ class Fetcher:
             raise _Failure(refused)
 
     async def _result(
-        self, request: FetchRequest, trip: _Trip, response: httpx.Response, deadline: float
+        self,
+        request: FetchRequest,
+        trip: _Trip,
+        response: aiohttp.ClientResponse,
+        deadline: float,
     ) -> FetchResult:
-        status = response.status_code
-        headers = {name.lower(): value for name, value in response.headers.items()}
+        status = response.status
+        headers = _response_headers(response)
         if status == 304:
-            # A 304 has no body, but the connection goes back to the pool only once the
-            # response has been read to its end: closed unread, it would be dropped.
-            async for _ in response.aiter_raw():
-                self._remaining(deadline, request.settings)
             return FetchResult(
                 url=request.url,
                 final_url=trip.url,
@@ -603,7 +629,7 @@ class Fetcher:
         if status == 410:
             raise _Failure(GONE, status=status, headers=headers)
         if not 200 <= status < 300:
-            reason = response.reason_phrase or httpx.codes.get_reason_phrase(status)
+            reason = response.reason or httpx.codes.get_reason_phrase(status)
             problem = f"HTTP {status} {reason}".strip()
             if status in _REDIRECTS:
                 problem += " without a Location header"
@@ -622,14 +648,14 @@ class Fetcher:
 
     async def _read_body(
         self,
-        response: httpx.Response,
+        response: aiohttp.ClientResponse,
         headers: Mapping[str, str],
         settings: FetchSettings,
         deadline: float,
     ) -> bytes:
         limit = settings.max_bytes
         too_large = _Failure(
-            f"response larger than {limit} bytes", status=response.status_code, headers=headers
+            f"response larger than {limit} bytes", status=response.status, headers=headers
         )
         length = headers.get("content-length", "").strip()
         if length.isdigit() and int(length) > limit:
@@ -639,14 +665,14 @@ class Fetcher:
             encoding = headers.get("content-encoding", "")
             raise _Failure(
                 f"unsupported Content-Encoding: {encoding}",
-                status=response.status_code,
+                status=response.status,
                 headers=headers,
             )
         body = bytearray()
-        # The httpx read timeout is what was left when the request went out; between chunks
-        # the clock decides, so a server dripping bytes cannot stretch the fetch.
+        # The request's timeout is what was left when it went out; between chunks the clock
+        # decides too, so a server dripping bytes cannot stretch the fetch.
         try:
-            async for raw in response.aiter_raw():
+            async for raw in response.content.iter_any():
                 self._remaining(deadline, settings)
                 if not inflater.feed(raw, body, limit):
                     raise too_large
@@ -655,7 +681,7 @@ class Fetcher:
         except zlib.error as exc:
             raise _Failure(
                 f"cannot decompress the response: {exc}",
-                status=response.status_code,
+                status=response.status,
                 headers=headers,
             ) from None
         return bytes(body)
@@ -716,6 +742,26 @@ def _proxy_for(url: httpx.URL, settings: FetchSettings) -> str | None:
     if problem is not None:
         raise _Failure(f"{problem} in the environment")
     return proxy
+
+
+def _proxy_parts(proxy: str | None) -> tuple[_WireURL | None, dict[str, str] | None]:
+    """The proxy URL without its user info, and the Proxy-Authorization that carries it."""
+    if proxy is None:
+        return None, None
+    url = _WireURL(proxy)
+    if url.user is None and url.password is None:
+        return url, None
+    token = base64.b64encode(f"{url.user or ''}:{url.password or ''}".encode()).decode("ascii")
+    return url.with_user(None), {"Proxy-Authorization": f"Basic {token}"}
+
+
+def _response_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+    """Lower-case names; a repeated header's values joined with ", " (RFC 9110, 5.3)."""
+    headers: dict[str, str] = {}
+    for name, value in response.headers.items():
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
 
 
 def _bypasses_proxy(host: str, no_proxy: str) -> bool:
@@ -786,12 +832,11 @@ def _request_headers(
 
 
 def _next_hop(
-    url: httpx.URL, response: httpx.Response, trip: _Trip, settings: FetchSettings
+    url: httpx.URL, status: int, location: str, trip: _Trip, settings: FetchSettings
 ) -> httpx.URL:
-    status = response.status_code
     if len(trip.statuses) >= settings.max_redirects:
         raise _Failure(f"too many redirects (more than {settings.max_redirects})", status=status)
-    location = response.headers["location"].strip()
+    location = location.strip()
     try:
         target = url.join(location)
     except httpx.InvalidURL as exc:
