@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import concurrent.futures
+import functools
 import ipaddress
 import os
 import queue
@@ -854,8 +855,10 @@ def _next_hop(
     return _http_url(target_text)
 
 
+@functools.lru_cache(maxsize=4096)  # a feed's URL comes back every poll; parsing is ~25 µs
 def _http_url(text: str) -> httpx.URL:
-    """Parse with the client's own parser, so what is checked is what gets connected to."""
+    """Parse and check a URL: aiohttp gets this parse's text, so what is checked is what
+    gets connected to. httpx.URL is immutable, so a cached one is safe to share."""
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F or ch == "\\" for ch in text):
         raise _Failure(f"invalid URL {text!r}: whitespace, control characters or backslashes")
     try:
