@@ -1,15 +1,19 @@
 """Connect only to the address that was checked: the address policy at connect time.
 
 fetch.py checks a feed's host before each request, but a name can resolve differently a
-moment later (DNS rebinding: a short TTL, first a public address, then 127.0.0.1). So the
-connections for direct requests are made here: ``GuardedTransport`` gives httpcore a
-network backend whose ``connect_tcp`` resolves the name itself, refuses the host when any
-of its addresses is not public (unless the request allows private networks), and then
-connects to one of exactly those addresses. TLS still gets the host name from httpcore, so
-SNI and certificate verification are for the name, not the IP.
+moment later (DNS rebinding: a short TTL, first a public address, then 127.0.0.1). So a
+direct connection resolves the name again where it is made, refuses the host when any of
+its addresses is not public (unless the request allows private networks), and then
+connects to one of exactly those addresses. TLS still gets the host name, so SNI and
+certificate verification are for the name, not the IP.
 
-Connections made for a feed that allows private networks live in a pool of their own, so
-a feed that does not allow them can never reuse one.
+The policy (``resolve``, ``refusal``, ``address_refusal``) is used by the Fetcher's aiohttp
+connector (fetch._PinningResolver). ``GuardedBackend`` and ``GuardedTransport`` apply the
+same policy to httpcore and httpx clients: a network backend whose ``connect_tcp`` does
+the above.
+
+Connections made for a feed that allows private networks live apart (a pool, or a lane,
+of their own), so a feed that does not allow them can never reuse one.
 
 A proxy resolves the names it is asked for itself: behind a proxy only fetch.py's check
 before the request applies, and pinning is the proxy's business (see SECURITY.md).
