@@ -1,9 +1,9 @@
 """Fetch feeds: conditional GETs over http(s) within limits, or reads of local files.
 
-The only module that imports aiohttp (the HTTP client) and, with netguard.py, httpx (whose
-URL parser checks every URL before aiohttp gets its exact text). ``Fetcher.fetch`` and
-``Fetcher.fetch_many`` never raise for network, HTTP or policy trouble: each returns
-FetchResults whose ``error`` says what happened.
+The only module that imports aiohttp (the HTTP client) and httpx (whose URL parser checks
+every URL before aiohttp gets its exact text, and which makes the TLS context).
+``Fetcher.fetch`` and ``Fetcher.fetch_many`` never raise for network, HTTP or policy
+trouble: each returns FetchResults whose ``error`` says what happened.
 
 Guards (the security notes, §2): http/https only and no user
 info; redirects followed here, hop by hop, each hop checked again and never to file:;
@@ -306,7 +306,7 @@ class _Batch:
 
 
 class Fetcher:
-    """Owns an event loop thread and its httpx clients; use as a context manager or close()."""
+    """Owns an event loop thread and its aiohttp sessions; a context manager, or close()."""
 
     def __init__(
         self,
@@ -316,11 +316,13 @@ class Fetcher:
         max_per_host: int = 2,
         max_ready: int | None = None,
         resolver: netguard.Resolver = netguard.system_resolver,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         """``max_ready``: results fetch_many may hold for its caller (default: max_in_flight).
 
         ``resolver`` answers for host names (tests hand in their own); direct connections go
-        only to the addresses it gave and that were checked (netguard).
+        only to the addresses it gave and that were checked (netguard). ``tls``: the context
+        that verifies servers (default: the certifi CA bundle).
         """
         if max_in_flight < 1 or max_per_host < 1 or (max_ready is not None and max_ready < 0):
             raise ValueError(
@@ -331,7 +333,7 @@ class Fetcher:
         self._limits = _Limits(max_in_flight, max_per_host)
         self._batch_size = max_in_flight + (max_in_flight if max_ready is None else max_ready)
         self._max_in_flight = max_in_flight
-        self._ssl: ssl.SSLContext | None = None  # made once: loading the CA bundle is slow
+        self._ssl = tls  # made once when None: loading the CA bundle is slow
         self._lanes = _Lanes(max_in_flight, self._session)  # loop thread only
         self._lock = threading.Lock()
         self._closed = False

@@ -7,7 +7,6 @@ every connection made goes to 127.0.0.1.
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import ssl
 import subprocess
@@ -17,16 +16,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpcore
-import httpx
 import pytest
 
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import Item, rss
 from tests.support.resolver import ScriptedResolver
-from watcher import netguard
 from watcher.fetch import Fetcher
-from watcher.models import FetchRequest, FetchSettings
+from watcher.models import FetchRequest, FetchResult, FetchSettings
 
 PUBLIC = "8.8.8.8"  # only ever the answer to the check before a request: never connected to
 pytestmark = pytest.mark.usefixtures("loopback_only")
@@ -76,51 +72,18 @@ def test_a_name_that_does_not_resolve_is_a_clear_error(feed_server: FeedServer) 
         assert result.error == "cannot resolve feed.invalid: Name or service not known"
 
 
-# --- netguard on its own: the policy per pool, and TLS keeps the name ---
+def test_one_private_answer_where_it_connects_refuses_the_name(feed_server: FeedServer) -> None:
+    feed_server.serve("/feed.xml", FEED)
+    resolver = ScriptedResolver({"mixed.test": [[PUBLIC], ["127.0.0.1", PUBLIC]]})
+
+    with Fetcher(resolver=resolver) as fetcher:
+        result = fetcher.fetch(FetchRequest(on_port(feed_server, "mixed.test")))
+
+    assert result.error == f"refused: mixed.test resolves to 127.0.0.1, a private address ({HINT})"
+    assert feed_server.requests == []
 
 
-class LoopbackOnly(httpcore.AsyncNetworkBackend):
-    """The real backend, refusing to connect anywhere but loopback (a safety net)."""
-
-    def __init__(self) -> None:
-        self.inner = httpcore.AnyIOBackend()
-        self.connected: list[str] = []
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Any = None,
-    ) -> httpcore.AsyncNetworkStream:
-        assert host in ("127.0.0.1", "::1"), f"test would connect to {host}"
-        self.connected.append(host)
-        return await self.inner.connect_tcp(host, port, timeout, local_address, socket_options)
-
-    async def sleep(self, seconds: float) -> None:
-        await self.inner.sleep(seconds)
-
-
-async def connect(backend: netguard.GuardedBackend, host: str, port: int) -> None:
-    stream = await backend.connect_tcp(host, port, timeout=5)
-    await stream.aclose()
-
-
-def test_the_backend_connects_only_to_addresses_it_checked(feed_server: FeedServer) -> None:
-    port = int(feed_server.base_url.rsplit(":", 1)[1])
-    safe = LoopbackOnly()
-    resolver = ScriptedResolver({"a.test": [["127.0.0.1"]], "b.test": [["127.0.0.1", PUBLIC]]})
-    strict = netguard.GuardedBackend(resolver, allow_private=False, inner=safe)
-    open_ = netguard.GuardedBackend(resolver, allow_private=True, inner=safe)
-
-    with pytest.raises(netguard.AddressRefused, match=r"a\.test resolves to 127\.0\.0\.1"):
-        asyncio.run(connect(strict, "a.test", port))
-    with pytest.raises(netguard.AddressRefused, match=r"b\.test resolves to 127\.0\.0\.1"):
-        asyncio.run(connect(strict, "b.test", port))  # one private answer refuses the name
-    asyncio.run(connect(open_, "a.test", port))
-
-    assert safe.connected == ["127.0.0.1"]
+# --- TLS keeps the name while connecting to the pinned address ---
 
 
 class TlsServer:
@@ -199,14 +162,11 @@ def tls_server(certificate: tuple[Path, Path]) -> Iterator[TlsServer]:
     server.close()
 
 
-def https_get(resolver: ScriptedResolver, cert: Path, url: str) -> httpx.Response:
-    async def get() -> httpx.Response:
-        verify = ssl.create_default_context(cafile=str(cert))
-        transport = netguard.GuardedTransport(resolver, verify=verify)
-        async with httpx.AsyncClient(transport=transport) as client:
-            return await client.get(url, extensions={netguard.ALLOW_PRIVATE: True})
-
-    return asyncio.run(get())
+def https_get(resolver: ScriptedResolver, cert: Path, url: str) -> FetchResult:
+    settings = FetchSettings(allow_private_networks=True)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    with Fetcher(resolver=resolver, tls=trusting) as fetcher:
+        return fetcher.fetch(FetchRequest(url, settings))
 
 
 def test_tls_verifies_and_sends_the_name_while_connecting_to_the_pinned_address(
@@ -214,13 +174,15 @@ def test_tls_verifies_and_sends_the_name_while_connecting_to_the_pinned_address(
 ) -> None:
     resolver = ScriptedResolver({"feed.test": [["127.0.0.1"]], "other.test": [["127.0.0.1"]]})
 
-    response = https_get(resolver, certificate[0], f"https://feed.test:{tls_server.port}/")
-    assert response.status_code == 200
-    assert response.content == FEED
+    result = https_get(resolver, certificate[0], f"https://feed.test:{tls_server.port}/")
+    assert result.ok, result.error
+    assert result.body == FEED
     assert tls_server.server_names == ["feed.test"]
 
-    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
-        https_get(resolver, certificate[0], f"https://other.test:{tls_server.port}/")
+    refused = https_get(resolver, certificate[0], f"https://other.test:{tls_server.port}/")
+    assert refused.error is not None
+    assert "CERTIFICATE_VERIFY_FAILED" in refused.error
+    assert refused.body == b""
 
 
 def test_addresses_are_tried_in_order_until_one_answers(feed_server: FeedServer) -> None:
