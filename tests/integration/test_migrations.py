@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, text
 
 from watcher.errors import StoreError
 from watcher.models import AlertState, Entry, FeedConfig, FeedState, FeedUpdate
 from watcher.store import SchemaStatus, UpgradeReport, open_store, schema_status, upgrade_store
-from watcher.store.migrate import head_revision
+from watcher.store.migrate import MIGRATIONS, head_revision, revisions_shipped
 from watcher.store.tables import store_metadata
 
 T0 = datetime(2025, 8, 7, 9, 0, tzinfo=UTC)
@@ -129,6 +130,30 @@ def schema_differences(engine: Engine) -> list[object]:
 
 def test_the_head_revision_is_0003() -> None:
     assert head_revision() == HEAD
+
+
+def test_the_revisions_read_from_the_files_are_alembics() -> None:
+    scripts = ScriptDirectory(str(MIGRATIONS))
+    assert head_revision() == scripts.get_current_head()
+    assert revisions_shipped() == {
+        script.revision: script.down_revision for script in scripts.walk_revisions()
+    }
+
+
+def test_opening_a_current_store_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    upgrade_store(url)
+    probe = (
+        "import sys\n"
+        "from watcher.store import open_store\n"
+        f"with open_store({url!r}) as store:\n"
+        "    store.feeds()\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'alembic'))\n"
+    )
+    opened = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert opened.stdout.strip() == "[]"
 
 
 def test_a_fresh_database_is_created_at_the_head(store_url: str, engine: Engine) -> None:

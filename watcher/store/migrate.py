@@ -8,15 +8,12 @@ existed (meta.schema_version = "1", no alembic_version) counts as the baseline, 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -31,6 +28,8 @@ from watcher.store.engines import (
 )
 
 log = logging.getLogger(__name__)
+_ASSIGNED = re.compile(r"""^revision(?:\s*:[^=]+)?\s*=\s*["'](\w+)["']""", re.MULTILINE)
+_DOWN = re.compile(r"""^down_revision(?:\s*:[^=]+)?\s*=\s*(["'](\w+)["']|None)""", re.MULTILINE)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 BASELINE = "0001"
@@ -55,8 +54,9 @@ class UpgradeReport:
 
 
 def head_revision() -> str:
-    head = _scripts().get_current_head()
-    assert head is not None  # the package ships its revisions
+    """The revision no other revision builds on (the package ships a single line of them)."""
+    revisions = revisions_shipped()
+    (head,) = set(revisions) - set(revisions.values())
     return head
 
 
@@ -105,6 +105,8 @@ def upgrade_engine(engine: Engine) -> UpgradeReport:
             raise StoreError(refusal)
         if found.revision == head and found.stamped:
             return UpgradeReport(head, head)
+        from alembic import command  # only here: a daemon whose store is current never needs it
+
         config = _config(connection)
         if found.revision is not None and not found.stamped:
             command.stamp(config, found.revision)
@@ -154,9 +156,11 @@ class _Found(NamedTuple):
 def _current(connection: Connection) -> _Found:
     tables = set(inspect(connection).get_table_names())
     if "alembic_version" in tables:
-        revision = MigrationContext.configure(connection).get_current_revision()
-        if revision is not None:
-            return _Found(revision, stamped=True)
+        revisions = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+        if len(revisions) > 1:  # alembic's branches: this package never makes any
+            raise StoreError(f"the database is at several schema revisions at once: {revisions}")
+        if revisions:
+            return _Found(str(revisions[0][0]), stamped=True)
     if not tables & _STORE_TABLES:
         return _Found(None, stamped=False)
     legacy = None
@@ -172,7 +176,9 @@ def _current(connection: Connection) -> _Found:
     )
 
 
-def _config(connection: Connection) -> Config:
+def _config(connection: Connection) -> Any:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.set_main_option("path_separator", "os")
@@ -181,10 +187,21 @@ def _config(connection: Connection) -> Config:
 
 
 @cache
-def _scripts() -> ScriptDirectory:
-    return ScriptDirectory(str(MIGRATIONS))
+def revisions_shipped() -> dict[str, str | None]:
+    """Each revision shipped, with the one it builds on, read from the revision files
+    (``revision = "0002"``, ``down_revision: str | None = "0001"``) without importing
+    alembic: checking a database at startup should not cost its memory. A test holds this
+    to alembic's own reading."""
+    found: dict[str, str | None] = {}
+    for path in sorted((MIGRATIONS / "versions").glob("r*.py")):
+        source = path.read_text(encoding="utf-8")
+        revision = _ASSIGNED.search(source)
+        down = _DOWN.search(source)
+        if revision is None or down is None:
+            raise RuntimeError(f"{path}: no revision or down_revision assignment")
+        found[revision.group(1)] = down.group(2)
+    return found
 
 
-@cache
 def _known() -> frozenset[str]:
-    return frozenset(script.revision for script in _scripts().walk_revisions())
+    return frozenset(revisions_shipped())
