@@ -100,8 +100,6 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 _T = TypeVar("_T")
 
-address_refusal = netguard.address_refusal  # the address policy lives in netguard
-
 
 class _Failure(Exception):
     """Ends a fetch early; _fetch() turns it into a FetchResult."""
@@ -332,7 +330,6 @@ class Fetcher:
         self._resolver = resolver
         self._limits = _Limits(max_in_flight, max_per_host)
         self._batch_size = max_in_flight + (max_in_flight if max_ready is None else max_ready)
-        self._max_in_flight = max_in_flight
         self._ssl = tls  # made once when None: loading the CA bundle is slow
         self._lanes = _Lanes(max_in_flight, self._session)  # loop thread only
         self._lock = threading.Lock()
@@ -770,7 +767,7 @@ def _response_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
 def _bypasses_proxy(host: str, no_proxy: str) -> bool:
     """NO_PROXY: "*", host names (a domain covers its subdomains), IP addresses, networks."""
     host = host.lower()
-    address = _ip_literal(host)
+    address = netguard.ip_literal(host)
     for entry in (part.strip().lower() for part in no_proxy.split(",")):
         if entry == "*":
             return True
@@ -778,7 +775,7 @@ def _bypasses_proxy(host: str, no_proxy: str) -> bool:
             continue
         if address is not None:
             try:
-                if ipaddress.ip_address(address) in ipaddress.ip_network(entry, strict=False):
+                if address in ipaddress.ip_network(entry, strict=False):
                     return True
             except ValueError:
                 pass
@@ -878,19 +875,11 @@ def _http_url(text: str) -> httpx.URL:
     return url
 
 
-def _ip_literal(host: str) -> str | None:
-    """The host as a normalized IP literal, or None when it is a name."""
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return None
-
-
 class _Inflater:
     """Decodes a Content-Encoding with output bounded by the size limit.
 
-    httpx's decoders call decompress() without a max_length, so one small compressed
-    chunk could inflate to gigabytes before anything counts it.
+    The client's own decoding is off: decoders that call decompress() without a max_length
+    let one small compressed chunk inflate to gigabytes before anything counts it.
     """
 
     def __init__(self, encoding: str) -> None:

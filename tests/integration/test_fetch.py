@@ -25,10 +25,10 @@ from watcher.fetch import (
     GONE,
     Fetcher,
     _Inflater,
-    address_refusal,
     settings_problem,
 )
 from watcher.models import USER_AGENT, FetchRequest, FetchSettings
+from watcher.netguard import address_refusal
 
 FEED = b'<?xml version="1.0"?><rss version="2.0"><channel><title>T</title></channel></rss>'
 LAST_MODIFIED = "Tue, 25 Nov 2025 10:00:00 GMT"
