@@ -118,6 +118,11 @@ class ParsedFeed:
     error: str | None = None  # feedparser's bozo message when the XML was not well formed
     ttl: timedelta | None = None  # how long the feed says it stays unchanged (<ttl>, sy:update*)
 
+    @classmethod
+    def failed(cls, error: str) -> ParsedFeed:
+        """No feed at all: only why."""
+        return cls(title="", link=None, entries=(), error=error)
+
 
 @dataclass(frozen=True, slots=True)
 class Entry:

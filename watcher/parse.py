@@ -97,7 +97,7 @@ _ROOT_ELEMENT = re.compile(rb"<[A-Za-z_]")
 def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> ParsedFeed:
     """Parse RSS 0.9x/1.0/2.0 or Atom; never raises for a bad feed, says so in ``error``."""
     if not body.strip():
-        return ParsedFeed(title="", link=None, entries=(), error="not a feed: the body is empty")
+        return ParsedFeed.failed("not a feed: the body is empty")
     response_headers = {name.lower(): value for name, value in (headers or {}).items()}
     content_type = response_headers.get("content-type", "")
     body = _utf8(body, content_type)

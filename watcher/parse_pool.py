@@ -39,7 +39,7 @@ from typing import Any, Generic, TypeVar
 
 from watcher.models import ParsedFeed
 from watcher.parse import parse_feed
-from watcher.prepare import PreparedFeed, prepare_feed
+from watcher.prepare import Parser, PreparedFeed, prepare_feed
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,6 @@ CRASHED = "parse failed: the parser process died; the parser pool was restarted"
 PRELOAD = ["watcher.prepare"]  # what the forkserver imports once, for every worker
 _RESUBMITS = 2  # how often a parse may be sent again after others' abandoned parses
 
-# A picklable module-level function (the workers import it by name).
-Parser = Callable[[bytes, Mapping[str, str] | None], ParsedFeed]
 _T = TypeVar("_T")
 _SLOT = 3  # per worker in the shared array: pid, job number (0: idle), started (monotonic)
 
@@ -134,7 +132,7 @@ class ParsePool:
         """A future ParsedFeed. A dead worker gives a ParsedFeed whose error is CRASHED, a
         parse over the time limit one whose error is abandoned_error(limit); any other
         exception from the parser is the future's exception, as it would be inline."""
-        return self._submit(len(body), _failed_parse, self._parser, body, dict(headers or {}))
+        return self._submit(len(body), ParsedFeed.failed, self._parser, body, dict(headers or {}))
 
     def submit_for(
         self, feed_name: str, body: bytes, headers: Mapping[str, str] | None = None
@@ -319,10 +317,6 @@ def _cancel_inner(job: _Job[Any], outer: Future[Any]) -> None:
 def _settle(job: _Job[_T], result: _T) -> None:
     if job.outer.set_running_or_notify_cancel():
         job.outer.set_result(result)
-
-
-def _failed_parse(error: str) -> ParsedFeed:
-    return ParsedFeed(title="", link=None, entries=(), error=error)
 
 
 def _settled(parse: Callable[[], _T]) -> Future[_T]:

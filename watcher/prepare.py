@@ -19,6 +19,7 @@ from watcher.models import Entry, ParsedFeed
 from watcher.parse import parse_feed
 from watcher.rules.entry_text import EntryText
 
+# A picklable module-level function (the workers import it by name).
 Parser = Callable[[bytes, Mapping[str, str] | None], ParsedFeed]
 # A field's tokens: joined by spaces, or as they are.
 _Packed = tuple[tuple[str, str | tuple[str, ...]], ...]
@@ -35,7 +36,7 @@ class PreparedFeed:
 
     @classmethod
     def failed(cls, error: str) -> PreparedFeed:
-        return cls(ParsedFeed(title="", link=None, entries=(), error=error))
+        return cls(ParsedFeed.failed(error))
 
     def text(self, index: int) -> EntryText:
         """The EntryText of entries[index]."""
