@@ -241,9 +241,7 @@ class Watcher:
                 exc,
             )
             # Alive and retrying: systemd hears from it, /healthz turns unhealthy if it lasts.
-            ready = ["READY=1"] if not self.ready else []
-            notify(*ready, f"STATUS=store unavailable, retrying each tick: {exc}", "WATCHDOG=1")
-            self.ready = True
+            self._heartbeat(f"STATUS=store unavailable, retrying each tick: {exc}")
             return TickReport(error=str(exc))
         if report.polled or report.delivery.sent or report.delivery.retrying:
             log.info(
@@ -306,6 +304,10 @@ class Watcher:
             f"last tick {self.clock():%H:%M:%S} UTC: {report.new_entries} new entries, "
             f"{report.delivery.sent} alerts sent"
         )
+        self._heartbeat(status)
+
+    def _heartbeat(self, status: str) -> None:
+        """READY=1 the first time, then the STATUS line and a watchdog ping."""
         notify(*(["READY=1"] if not self.ready else []), status, "WATCHDOG=1")
         self.ready = True
 
