@@ -19,6 +19,7 @@ from tests.support.clock import FakeClock
 from tests.support.databases import POSTGRES_HOST, POSTGRES_PORT, postgres_database
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import Item, rss
+from tests.support.projects import write_project
 from tests.support.resolver import ScriptedResolver
 from tests.support.sinks import SmtpSink, WebhookSink
 from tests.support.tcp_proxy import TcpProxy
@@ -38,17 +39,7 @@ def test_an_smtp_server_that_is_down_is_retried_until_it_is_back(
     port, url = sink.port, sink.apprise_url()
     sink.close()  # the mail server is down
     feed_server.serve("/wire.xml", rss([STORY]))
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "r.yaml").write_text(
-        "rules:\n  - {name: sanctions, match: sanctions}\n", encoding="utf-8"
-    )
-    config = tmp_path / "watcher.yaml"
-    config.write_text(
-        "store: sqlite:///w.db\nfetch: {allow_private_networks: true}\n"
-        f"feeds:\n  - {{name: Wire, url: '{feed_server.url('/wire.xml')}'}}\n"
-        f"notify: {{mail: '{url}'}}\n",
-        encoding="utf-8",
-    )
+    config = write_project(tmp_path, {"Wire": feed_server.url("/wire.xml")}, url)
     clock = FakeClock()
     with Watcher(load_config(config), clock=clock, jitter=lambda: 0.0) as daemon:
         assert daemon.tick().delivery.retrying == 1
@@ -75,21 +66,16 @@ OTHER = Item("o1", "Sanctions on shipping", "https://example.org/o1", "sanctions
 BIG = Item("b1", "Sanctions widen", "https://example.org/b1", "sanctions " + "x" * 100_000)
 
 
-def project(
-    tmp_path: Path, feeds: dict[str, str], target: str, store: str = "sqlite:///w.db"
-) -> Path:
-    (tmp_path / "rules").mkdir(exist_ok=True)
-    (tmp_path / "rules" / "r.yaml").write_text(
-        "rules:\n  - {name: sanctions, match: sanctions}\n", encoding="utf-8"
-    )
-    listed = "".join(f"  - {{name: {name}, url: '{url}'}}\n" for name, url in feeds.items())
-    config = tmp_path / "watcher.yaml"
-    config.write_text(
-        f"store: '{store}'\nfetch: {{allow_private_networks: true, timeout: 10s}}\n"
-        f"feeds:\n{listed}notify: {{hook: '{target}'}}\n",
-        encoding="utf-8",
-    )
-    return config
+def catches_up(daemon: Watcher, clock: FakeClock, wait: timedelta, *, stored: int) -> None:
+    """After ``wait`` one tick, without error, stores the entry the failure kept out and
+    sends its alert; a week on (every retry due) the store holds ``stored`` entries."""
+    clock.advance(wait)
+    report = daemon.tick()
+    assert report.error is None
+    assert (report.new_entries, report.delivery.sent) == (1, 1)
+    clock.advance(WEEK)
+    daemon.tick()
+    assert daemon.store.entry_count() == stored
 
 
 def in_background(daemon: Watcher) -> Future[TickReport]:
@@ -138,7 +124,7 @@ def test_a_webhook_that_hangs_times_out_and_is_delivered_once_when_it_answers(
 ) -> None:
     feed_server.serve("/wire.xml", rss([STORY]))
     hook = webhook_sink.apprise_url() + "?rto=0.5&cto=2"  # Apprise's read timeout: 0.5 s
-    config = project(tmp_path, {"Wire": feed_server.url("/wire.xml")}, hook)
+    config = write_project(tmp_path, {"Wire": feed_server.url("/wire.xml")}, hook)
     webhook_sink.hold = held = threading.Event()  # takes the request, never answers
     clock = FakeClock()
     with Watcher(load_config(config), clock=clock, jitter=lambda: 0.0) as daemon:
@@ -183,7 +169,7 @@ def test_a_feed_host_that_does_not_resolve_backs_off_while_other_feeds_go_on(
         "Broken": f"http://feed.invalid:{port}/other.xml",
     }
     resolver = ScriptedResolver({"wire.test": [["127.0.0.1"]]})  # feed.invalid: no answer
-    config = project(tmp_path, feeds, webhook_sink.apprise_url())
+    config = write_project(tmp_path, feeds, webhook_sink.apprise_url())
     clock = FakeClock()
     fetcher = Fetcher(resolver=resolver)
     with Watcher(load_config(config), clock=clock, fetcher=fetcher, jitter=lambda: 0.0) as daemon:
@@ -232,7 +218,9 @@ def test_a_locked_sqlite_database_stops_the_tick_and_the_next_tick_catches_up(
 ) -> None:
     monkeypatch.setattr(engines, "SQLITE_BUSY_TIMEOUT_MS", 300)  # wait 0.3 s, not 10 s
     feed_server.serve("/wire.xml", rss([STORY]), gate="wire")
-    config = project(tmp_path, {"Wire": feed_server.url("/wire.xml")}, webhook_sink.apprise_url())
+    config = write_project(
+        tmp_path, {"Wire": feed_server.url("/wire.xml")}, webhook_sink.apprise_url()
+    )
     clock = FakeClock()
     with Watcher(load_config(config), clock=clock, jitter=lambda: 0.0) as daemon:
         running = in_background(daemon)
@@ -246,13 +234,8 @@ def test_a_locked_sqlite_database_stops_the_tick_and_the_next_tick_catches_up(
             assert daemon.tick().error is not None  # still locked: this tick fails too
 
         assert daemon.store.entry_count() == 0  # nothing half-written
-        clock.advance(timedelta(seconds=5))  # the next tick after the lock is gone
-        report = daemon.tick()
-        assert report.error is None
-        assert (report.new_entries, report.delivery.sent) == (1, 1)
-        clock.advance(WEEK)
-        daemon.tick()
-        assert daemon.store.entry_count() == 1
+        # the next tick after the lock is gone
+        catches_up(daemon, clock, timedelta(seconds=5), stored=1)
     assert titles(webhook_sink) == [STORY.title]
 
 
@@ -270,7 +253,7 @@ def test_postgresql_going_away_stops_the_tick_and_the_next_tick_catches_up(
         try:
             url = direct_url.replace(f":{POSTGRES_PORT}/", f":{proxy.port}/")
             feeds = {"Wire": feed_server.url("/wire.xml")}
-            config = project(tmp_path, feeds, webhook_sink.apprise_url(), store=url)
+            config = write_project(tmp_path, feeds, webhook_sink.apprise_url(), store=url)
             feed_server.serve("/wire.xml", rss([STORY]))
             clock = FakeClock()
             with Watcher(load_config(config), clock=clock, jitter=lambda: 0.0) as daemon:
@@ -292,13 +275,7 @@ def test_postgresql_going_away_stops_the_tick_and_the_next_tick_catches_up(
 
                 proxy.start()  # back on the same address
                 feed_server.open_gate("wire")
-                clock.advance(timedelta(seconds=5))
-                report = daemon.tick()
-                assert report.error is None
-                assert (report.new_entries, report.delivery.sent) == (1, 1)
-                clock.advance(WEEK)
-                daemon.tick()
-                assert daemon.store.entry_count() == 2
+                catches_up(daemon, clock, timedelta(seconds=5), stored=2)
         finally:
             proxy.close()
     assert titles(webhook_sink) == sorted([STORY.title, OTHER.title])
@@ -342,7 +319,9 @@ def test_a_full_disk_loses_nothing_stored_and_polling_resumes_when_space_is_back
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     feed_server.serve("/wire.xml", rss([STORY]))
-    config = project(tmp_path, {"Wire": feed_server.url("/wire.xml")}, webhook_sink.apprise_url())
+    config = write_project(
+        tmp_path, {"Wire": feed_server.url("/wire.xml")}, webhook_sink.apprise_url()
+    )
     clock = FakeClock()
     with page_cap() as cap, Watcher(load_config(config), clock=clock, jitter=lambda: 0.0) as daemon:
         assert daemon.tick().delivery.sent == 1
@@ -359,11 +338,5 @@ def test_a_full_disk_loses_nothing_stored_and_polling_resumes_when_space_is_back
         assert kept.state is AlertState.SENT
 
         cap.pages = None  # space is back
-        clock.advance(timedelta(minutes=16))
-        report = daemon.tick()
-        assert report.error is None
-        assert (report.new_entries, report.delivery.sent) == (1, 1)
-        clock.advance(WEEK)
-        daemon.tick()
-        assert daemon.store.entry_count() == 2
+        catches_up(daemon, clock, timedelta(minutes=16), stored=2)
     assert titles(webhook_sink) == sorted([STORY.title, BIG.title])

@@ -21,6 +21,7 @@ import pytest
 from tests.support.feed_server import FeedServer
 from tests.support.feeds import Item, rss
 from tests.support.killable import POINTS
+from tests.support.projects import write_project
 from tests.support.sinks import WebhookSink
 from watcher.models import AlertState
 from watcher.store import open_store
@@ -35,17 +36,7 @@ WAIT = 60.0
 
 
 def project(tmp_path: Path, feed_url: str, hook_url: str) -> Path:
-    (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "r.yaml").write_text(
-        "rules:\n  - {name: sanctions, match: sanctions}\n", encoding="utf-8"
-    )
-    config = tmp_path / "watcher.yaml"
-    config.write_text(
-        "store: sqlite:///w.db\nfetch: {allow_private_networks: true, timeout: 20s}\n"
-        f"feeds:\n  - {{name: Wire, url: '{feed_url}'}}\nnotify: {{hook: '{hook_url}'}}\n",
-        encoding="utf-8",
-    )
-    return config
+    return write_project(tmp_path, {"Wire": feed_url}, hook_url, timeout="20s")
 
 
 def first_line(process: subprocess.Popen[str]) -> str:
