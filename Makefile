@@ -7,7 +7,8 @@ CONFIG ?= config/watcher.yaml
 
 .PHONY: install run test lint typecheck unit lock clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The C extension (watcher/rules/_keyscan.c) is built by the install: rebuild when it changes.
+$(STAMP): pyproject.toml constraints.txt watcher/rules/_keyscan.c
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)

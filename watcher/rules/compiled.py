@@ -2,8 +2,9 @@
 
 Every query of every rule is compiled once:
 
-- each term, phrase, entity alias and prefix becomes a key of ONE Aho-Corasick automaton
-  that runs over a field's tokens joined by single spaces, with a space at both ends. A term
+- each term, phrase, entity alias and prefix becomes a key of ONE native scanner
+  (watcher.rules.keyscan) that runs over a field's tokens joined by single spaces, with a
+  space at both ends. A term
   or phrase is the key " a b " and so matches whole tokens only; a prefix is " sanction".
   Categories are kept apart by a double space, which no key contains.
 - each /pattern/ joins an RE2 Set, which tells in one pass which patterns can match a field.
@@ -12,9 +13,9 @@ Every query of every rule is compiled once:
   and clauses: sets of keys of which the query needs one each (``a (b OR c)``: {a}, {b, c};
   none for a query that can match without any key, such as ``NOT x``).
 
-Per entry: one automaton pass per field and the RE2 Sets over the fields patterns look at
-give the keys found; from them the clauses satisfied; then only the rules whose cheapest
-clause is satisfied, and the few without clauses, are looked at. A found key is exact
+Per entry: the RE2 Sets over the fields patterns look at, then one native call that finds
+the keys in every field, counts the clauses they satisfy and returns the rules whose clauses
+all hold; those, and the few rules without clauses, are looked at. A found key is exact
 evidence of a term, phrase, alias or prefix, so a rule made of those alone has matched once
 all its clauses are satisfied; the others run their predicate, where NEAR is decided from
 the places its sides occur in the joined text, and /pattern/ by running it on the fields its
@@ -29,13 +30,12 @@ import functools
 import itertools
 import operator
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence, Set
-from operator import itemgetter
 from typing import Any
 
-import ahocorasick
 import re2
 
 from watcher.rules.entry_text import EntryText
+from watcher.rules.keyscan import KeyIndex
 from watcher.rules.patterns import OPTIONS, compile_pattern, find_all
 from watcher.rules.query import (
     DEFAULT_FIELDS,
@@ -61,7 +61,6 @@ _Predicate = Callable[["_Found"], bool]
 _Hits = Callable[["_Found"], tuple[str, ...]]  # only called once the node matched
 # A NEAR side's occurrences in some of the fields (the others cannot pair).
 _Places = Callable[["_Found", Collection[str]], list[Occurrence]]
-_key_id = itemgetter(1)  # pyahocorasick reports (end index, value)
 _PATTERNS_PER_SET = 1024
 _SET_OPTIONS = re2.Options()
 _SET_OPTIONS.log_errors = OPTIONS.log_errors
@@ -72,17 +71,36 @@ _NO_KEY = -1  # what the sentinel reports: a key id no trigger or predicate look
 
 
 class _Found:
-    """What one entry contains: the key ids found per field and per scope."""
+    """What one entry contains: the key ids found per field and per scope (sets made once
+    a predicate or a hits function asks)."""
 
-    __slots__ = ("_evaluations", "fields", "keys", "text")
+    __slots__ = ("_evaluations", "_fields", "_found", "_keys", "_layout", "text")
 
-    def __init__(
-        self, text: EntryText, fields: Mapping[str, Set[int]], keys: Sequence[Set[int]]
-    ) -> None:
+    def __init__(self, text: EntryText, layout: _Layout, found: Sequence[list[int]]) -> None:
         self.text = text
-        self.fields = fields  # field -> key ids found in it
-        self.keys = keys  # scope id -> key ids found in any of its fields
+        self._layout = layout
+        self._found = found  # per field of the layout, the key ids found in it
+        self._fields: dict[str, Set[int]] | None = None
+        self._keys: list[Set[int]] | None = None
         self._evaluations: dict[int, Evaluation] = {}
+
+    @property
+    def fields(self) -> Mapping[str, Set[int]]:
+        """Field -> key ids found in it."""
+        fields = self._fields
+        if fields is None:
+            found = zip(self._layout.fields, self._found, strict=True)
+            fields = self._fields = {name: set(ids) for name, ids in found}
+        return fields
+
+    @property
+    def keys(self) -> Sequence[Set[int]]:
+        """Scope id -> key ids found in any of its fields."""
+        keys = self._keys
+        if keys is None:
+            fields = self.fields
+            keys = self._keys = [_union(fields, scope) for scope in self._layout.scopes]
+        return keys
 
     def evaluation(self, slot: int, compute: Callable[[_Found], Evaluation]) -> Evaluation:
         """``compute(self)``, once per entry even when rules share the node of ``slot``."""
@@ -90,6 +108,14 @@ class _Found:
         if result is None:
             result = self._evaluations[slot] = compute(self)
         return result
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Layout:
+    """The fields any query looks at, and each scope (by id) as its fields."""
+
+    fields: tuple[str, ...]
+    scopes: tuple[_Scope, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -114,26 +140,17 @@ class _Compiled:
     labels: tuple[str, ...] | None = None  # the hits, when they are the same on every match
 
 
-# Per scope id: the key ids of some clause, and for each the ids of the clauses it is in.
-_Index = tuple[tuple[int, frozenset[int], dict[int, tuple[int, ...]]], ...]
-
-
 class CompiledRules:
     """The queries of a list of rules, compiled once; thread-safe and free of side effects."""
 
     __slots__ = (
-        "_automaton",
-        "_automaton_fields",
-        "_clauses",
         "_exact",
-        "_fields",
-        "_first",
         "_hits",
         "_index",
-        "_pattern_fields",
+        "_layout",
         "_pattern_sets",
+        "_plan",
         "_predicates",
-        "_scopes",
         "_unguarded",
     )
 
@@ -148,25 +165,31 @@ class CompiledRules:
         # an exact rule has then matched, any other runs its predicate. Clauses are shared
         # (many rules need @Putin), so each distinct one gets an id.
         clause_ids: dict[frozenset[tuple[int, int]], int] = {}
-        first: list[list[int]] = []  # clause id -> the rules whose cheapest clause it is
-        clauses = []
-        for index, rule in enumerate(compiled):
-            ids = [clause_ids.setdefault(clause.keys, len(clause_ids)) for clause in rule.clauses]
-            first.extend([] for _ in range(len(clause_ids) - len(first)))
-            if ids:
-                cheapest = min(range(len(ids)), key=lambda i: rule.clauses[i].cost)
-                first[ids[cheapest]].append(index)
-            clauses.append(frozenset(ids))
-        self._clauses = tuple(clauses)
-        self._first = tuple(map(tuple, first))
-        self._unguarded = tuple(index for index, ids in enumerate(clauses) if not ids)
-        self._index = _index(clause_ids)
-        self._scopes = tuple(builder.scopes)
-        self._automaton = _automaton(builder.keys)
-        self._automaton_fields = frozenset(builder.key_fields)
+        rule_clauses = [
+            {clause_ids.setdefault(clause.keys, len(clause_ids)) for clause in rule.clauses}
+            for rule in compiled
+        ]
+        self._unguarded = tuple(index for index, ids in enumerate(rule_clauses) if not ids)
+        scopes = tuple(builder.scopes)
+        fields = tuple(dict.fromkeys(field for scope in scopes for field in scope))
+        self._layout = _Layout(fields, scopes)
+        field_index = {field: index for index, field in enumerate(fields)}
+        self._index = KeyIndex(
+            builder.keys,
+            len(builder.keys) + len(builder.patterns),
+            len(fields),
+            [
+                {(field_index[field], key) for scope, key in keys for field in scopes[scope]}
+                for keys in clause_ids
+            ],
+            rule_clauses,
+        )
+        # Per field of the layout: whether the scan reads its text, whether RE2 Sets run on it.
+        self._plan = tuple(
+            (field, field in builder.key_fields, field in builder.pattern_fields)
+            for field in fields
+        )
         self._pattern_sets = _pattern_sets(builder.patterns)
-        self._pattern_fields = frozenset(builder.pattern_fields)
-        self._fields = tuple(dict.fromkeys(field for scope in self._scopes for field in scope))
 
     def matching(self, text: EntryText) -> list[int]:
         """The indexes of the rules that have a query matching ``text``, ascending."""
@@ -187,61 +210,37 @@ class CompiledRules:
         ]
 
     def _candidates(self, text: EntryText) -> tuple[_Found, list[int]]:
-        fields = {field: self._keys_in(text, field) for field in self._fields}
-        keys = [_union(fields, scope) for scope in self._scopes]
-        satisfied: set[int] = set()
-        for scope, key_set, clauses_by_key in self._index:
-            satisfied.update(*map(clauses_by_key.__getitem__, keys[scope] & key_set))
-        clauses = self._clauses
-        candidates = [
-            index
-            for index in set().union(*map(self._first.__getitem__, satisfied))
-            if clauses[index] <= satisfied
-        ]
-        candidates.extend(self._unguarded)
-        return _Found(text, fields, keys), sorted(candidates)
+        plan = self._plan
+        texts = tuple(
+            text.padded(field) if scanned and text.tokens(field) else None
+            for field, scanned, _ in plan
+        )
+        extra = None
+        if self._pattern_sets:
+            extra = tuple(
+                self._pattern_keys(text, field) if patterns else None for field, _, patterns in plan
+            )
+        candidates, found = self._index.scan(texts, extra)
+        if self._unguarded:
+            candidates = sorted(candidates + list(self._unguarded))
+        return _Found(text, self._layout, found), candidates
 
-    def _keys_in(self, text: EntryText, field: str) -> set[int]:
-        keys: set[int] = set()
-        if not text.tokens(field):
-            return keys
-        if self._automaton is not None and field in self._automaton_fields:
-            keys.update(map(_key_id, self._automaton.iter(text.padded(field))))
-        if field in self._pattern_fields:
-            for segment in text.segments(field):
-                encoded = segment.encode()
-                for pattern_set, key_ids in self._pattern_sets:
-                    reported = pattern_set.Match(encoded)
-                    # None: the Set's DFA gave up (memory); every pattern stays possible.
-                    keys.update(key_ids if reported is None else map(key_ids.__getitem__, reported))
+    def _pattern_keys(self, text: EntryText, field: str) -> list[int]:
+        """The key ids of the patterns RE2's Sets report as possible in ``field``."""
+        keys: list[int] = []
+        for segment in text.segments(field) if text.tokens(field) else ():
+            encoded = segment.encode()
+            for pattern_set, key_ids in self._pattern_sets:
+                reported = pattern_set.Match(encoded)
+                # None: the Set's DFA gave up (memory); every pattern stays possible.
+                keys.extend(key_ids if reported is None else map(key_ids.__getitem__, reported))
         return keys
-
-
-def _index(clause_ids: Mapping[frozenset[tuple[int, int]], int]) -> _Index:
-    by_scope: dict[int, dict[int, list[int]]] = {}
-    for keys, clause in clause_ids.items():
-        for scope, key in keys:
-            by_scope.setdefault(scope, {}).setdefault(key, []).append(clause)
-    return tuple(
-        (scope, frozenset(by_key), {key: tuple(clauses) for key, clauses in by_key.items()})
-        for scope, by_key in sorted(by_scope.items())
-    )
 
 
 def _union(fields: Mapping[str, Set[int]], scope: _Scope) -> Set[int]:
     if len(scope) == 1:
         return fields[scope[0]]
     return set().union(*(fields[field] for field in scope))
-
-
-def _automaton(keys: Mapping[str, int]) -> Any:
-    if not keys:
-        return None  # pyahocorasick cannot run an automaton without keys
-    automaton = ahocorasick.Automaton(ahocorasick.STORE_INTS)
-    for key, key_id in keys.items():
-        automaton.add_word(key, key_id)
-    automaton.make_automaton()
-    return automaton
 
 
 def _pattern_sets(patterns: Mapping[str, int]) -> tuple[tuple[Any, tuple[int, ...]], ...]:

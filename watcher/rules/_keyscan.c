@@ -1,0 +1,695 @@
+/*
+ * watcher.rules._keyscan: the compiled matcher's inner loop (watcher/rules/compiled.py).
+ *
+ * One call per entry finds every key (term, phrase, alias, prefix) in each field's padded
+ * text, counts the clauses those keys satisfy, and returns the rules whose clauses all hold.
+ * Python builds every table (compiled.py); this file only walks them. Measured against
+ * pyahocorasick plus Python sets (benchmarks/README.md): a Python object per key found and
+ * per clause was the cost that grew with the number of rules.
+ *
+ * Every key starts with a space and the text is " token token ... ", so each occurrence of
+ * a key starts at a space: walking the trie from each space finds all of them, overlapping
+ * ones included, with no failure links.
+ *
+ * Thread safety: the scan runs with the GIL held. Its scratch arrays belong to the object;
+ * a call made while they are in use (only possible from a finalizer run by the collector
+ * while the results are built) gets scratch of its own.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DENSE_ABOVE 4 /* a node with more edges than this gets a 256-entry table */
+
+typedef struct {
+    uint32_t generation;
+    uint32_t *key_seen;    /* n_keys: the field generation that last found the key */
+    uint32_t *clause_seen; /* n_clauses: the call generation that last satisfied it */
+    uint32_t *rule_seen;   /* n_rules: the call generation rule_count belongs to */
+    int32_t *rule_count;   /* n_rules: clauses satisfied in this call */
+    int32_t *candidates;   /* n_rules */
+    Py_ssize_t candidate_count;
+    int32_t *found; /* key ids found, field after field */
+    Py_ssize_t found_count, found_capacity;
+} Scratch;
+
+typedef struct {
+    PyObject_HEAD
+    int32_t n_nodes, n_keys, n_fields, n_clauses, n_rules;
+    int32_t *edge_start; /* n_nodes + 1 */
+    uint8_t *edge_label;
+    int32_t *edge_target;
+    int32_t *node_key;  /* n_nodes: the key id that ends at the node, or -1 */
+    int32_t *dense_row; /* n_nodes: the node's row of `dense`, or -1 */
+    int32_t *dense;     /* rows of 256 targets (-1: no edge) */
+    int32_t **field_key_start;  /* per field: n_keys + 1 */
+    int32_t **field_key_clause; /* per field: the clauses a key found there satisfies */
+    int32_t *clause_rule_start; /* n_clauses + 1 */
+    int32_t *clause_rule;
+    int32_t *rule_need; /* n_rules: how many clauses the rule has */
+    Scratch scratch;
+    int busy;
+} KeyScanner;
+
+/* --- building ------------------------------------------------------------------------ */
+
+/* A copy of a buffer of 4-byte integers (array('i')); *length set to its item count. */
+static int32_t *
+copy_ints(PyObject *source, const char *name, Py_ssize_t *length)
+{
+    Py_buffer view;
+    if (PyObject_GetBuffer(source, &view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        return NULL;
+    }
+    if (view.itemsize != 4 || view.format == NULL ||
+        (strcmp(view.format, "i") != 0 && strcmp(view.format, "=i") != 0)) {
+        PyBuffer_Release(&view);
+        PyErr_Format(PyExc_TypeError, "%s: expected array('i')", name);
+        return NULL;
+    }
+    Py_ssize_t count = view.len / 4;
+    int32_t *copy = PyMem_Malloc(count > 0 ? (size_t)view.len : 4);
+    if (copy == NULL) {
+        PyBuffer_Release(&view);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    if (count > 0) {
+        memcpy(copy, view.buf, (size_t)view.len);
+    }
+    PyBuffer_Release(&view);
+    *length = count;
+    return copy;
+}
+
+static int
+check_range(const int32_t *values, Py_ssize_t count, int32_t low, int32_t high, const char *name)
+{
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (values[i] < low || values[i] >= high) {
+            PyErr_Format(PyExc_ValueError, "%s[%zd] = %d is out of range", name, i, values[i]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* starts: count + 1 ascending offsets from 0 to total. */
+static int
+check_starts(const int32_t *starts, Py_ssize_t length, Py_ssize_t count, Py_ssize_t total,
+             const char *name)
+{
+    if (length != count + 1 || starts[0] != 0 || starts[count] != total) {
+        PyErr_Format(PyExc_ValueError, "%s: expected %zd offsets from 0 to %zd", name,
+                     count + 1, total);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (starts[i] > starts[i + 1]) {
+            PyErr_Format(PyExc_ValueError, "%s is not ascending at %zd", name, i);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void
+scratch_free(Scratch *scratch)
+{
+    PyMem_Free(scratch->key_seen);
+    PyMem_Free(scratch->clause_seen);
+    PyMem_Free(scratch->rule_seen);
+    PyMem_Free(scratch->rule_count);
+    PyMem_Free(scratch->candidates);
+    PyMem_Free(scratch->found);
+    memset(scratch, 0, sizeof(*scratch));
+}
+
+static int
+scratch_init(Scratch *scratch, const KeyScanner *self)
+{
+    memset(scratch, 0, sizeof(*scratch));
+    scratch->key_seen = PyMem_Calloc((size_t)self->n_keys + 1, sizeof(uint32_t));
+    scratch->clause_seen = PyMem_Calloc((size_t)self->n_clauses + 1, sizeof(uint32_t));
+    scratch->rule_seen = PyMem_Calloc((size_t)self->n_rules + 1, sizeof(uint32_t));
+    scratch->rule_count = PyMem_Calloc((size_t)self->n_rules + 1, sizeof(int32_t));
+    scratch->candidates = PyMem_Calloc((size_t)self->n_rules + 1, sizeof(int32_t));
+    scratch->found_capacity = 256;
+    scratch->found = PyMem_Malloc((size_t)scratch->found_capacity * sizeof(int32_t));
+    if (!scratch->key_seen || !scratch->clause_seen || !scratch->rule_seen ||
+        !scratch->rule_count || !scratch->candidates || !scratch->found) {
+        scratch_free(scratch);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void
+KeyScanner_dealloc(KeyScanner *self)
+{
+    PyMem_Free(self->edge_start);
+    PyMem_Free(self->edge_label);
+    PyMem_Free(self->edge_target);
+    PyMem_Free(self->node_key);
+    PyMem_Free(self->dense_row);
+    PyMem_Free(self->dense);
+    for (int32_t f = 0; f < self->n_fields; f++) {
+        if (self->field_key_start != NULL) {
+            PyMem_Free(self->field_key_start[f]);
+        }
+        if (self->field_key_clause != NULL) {
+            PyMem_Free(self->field_key_clause[f]);
+        }
+    }
+    PyMem_Free(self->field_key_start);
+    PyMem_Free(self->field_key_clause);
+    PyMem_Free(self->clause_rule_start);
+    PyMem_Free(self->clause_rule);
+    PyMem_Free(self->rule_need);
+    scratch_free(&self->scratch);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int
+build_dense(KeyScanner *self)
+{
+    Py_ssize_t rows = 0;
+    self->dense_row = PyMem_Malloc(((size_t)self->n_nodes + 1) * sizeof(int32_t));
+    if (self->dense_row == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int32_t node = 0; node < self->n_nodes; node++) {
+        int wide = self->edge_start[node + 1] - self->edge_start[node] > DENSE_ABOVE;
+        self->dense_row[node] = wide ? (int32_t)rows++ : -1;
+    }
+    self->dense = PyMem_Malloc((size_t)(rows > 0 ? rows : 1) * 256 * sizeof(int32_t));
+    if (self->dense == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < rows * 256; i++) {
+        self->dense[i] = -1;
+    }
+    for (int32_t node = 0; node < self->n_nodes; node++) {
+        int32_t row = self->dense_row[node];
+        if (row < 0) {
+            continue;
+        }
+        for (int32_t edge = self->edge_start[node]; edge < self->edge_start[node + 1]; edge++) {
+            self->dense[(size_t)row * 256 + self->edge_label[edge]] = self->edge_target[edge];
+        }
+    }
+    return 0;
+}
+
+static int
+load_trie(KeyScanner *self, PyObject *starts, PyObject *labels, PyObject *targets,
+          PyObject *keys)
+{
+    Py_ssize_t starts_length, targets_length, keys_length;
+    if (!(self->edge_start = copy_ints(starts, "edge_start", &starts_length)) ||
+        !(self->edge_target = copy_ints(targets, "edge_target", &targets_length)) ||
+        !(self->node_key = copy_ints(keys, "node_key", &keys_length))) {
+        return -1;
+    }
+    if (!PyBytes_Check(labels) || PyBytes_GET_SIZE(labels) != targets_length) {
+        PyErr_SetString(PyExc_ValueError, "edge_label: expected bytes, one per edge");
+        return -1;
+    }
+    if (keys_length < 1 || keys_length > INT32_MAX - 1) {
+        PyErr_SetString(PyExc_ValueError, "node_key: expected at least the root");
+        return -1;
+    }
+    self->n_nodes = (int32_t)keys_length;
+    self->edge_label = PyMem_Malloc((size_t)targets_length + 1);
+    if (self->edge_label == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    memcpy(self->edge_label, PyBytes_AS_STRING(labels), (size_t)targets_length);
+    if (check_starts(self->edge_start, starts_length, self->n_nodes, targets_length,
+                     "edge_start") < 0 ||
+        check_range(self->edge_target, targets_length, 1, self->n_nodes, "edge_target") < 0 ||
+        check_range(self->node_key, keys_length, -1, self->n_keys, "node_key") < 0) {
+        return -1;
+    }
+    return build_dense(self);
+}
+
+static int
+load_fields(KeyScanner *self, PyObject *starts_list, PyObject *clauses_list)
+{
+    if (!PyTuple_Check(starts_list) || !PyTuple_Check(clauses_list) ||
+        PyTuple_GET_SIZE(starts_list) != PyTuple_GET_SIZE(clauses_list) ||
+        PyTuple_GET_SIZE(starts_list) > 64) {
+        PyErr_SetString(PyExc_ValueError,
+                        "field_key_start, field_key_clause: tuples of one array per field");
+        return -1;
+    }
+    self->n_fields = (int32_t)PyTuple_GET_SIZE(starts_list);
+    self->field_key_start = PyMem_Calloc((size_t)self->n_fields + 1, sizeof(int32_t *));
+    self->field_key_clause = PyMem_Calloc((size_t)self->n_fields + 1, sizeof(int32_t *));
+    if (self->field_key_start == NULL || self->field_key_clause == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int32_t f = 0; f < self->n_fields; f++) {
+        Py_ssize_t starts_length, clauses_length;
+        self->field_key_start[f] =
+            copy_ints(PyTuple_GET_ITEM(starts_list, f), "field_key_start", &starts_length);
+        if (self->field_key_start[f] == NULL) {
+            return -1;
+        }
+        self->field_key_clause[f] =
+            copy_ints(PyTuple_GET_ITEM(clauses_list, f), "field_key_clause", &clauses_length);
+        if (self->field_key_clause[f] == NULL ||
+            check_starts(self->field_key_start[f], starts_length, self->n_keys, clauses_length,
+                         "field_key_start") < 0 ||
+            check_range(self->field_key_clause[f], clauses_length, 0, self->n_clauses,
+                        "field_key_clause") < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+load_rules(KeyScanner *self, PyObject *starts, PyObject *rules, PyObject *need)
+{
+    Py_ssize_t starts_length, rules_length, need_length;
+    if (!(self->clause_rule_start = copy_ints(starts, "clause_rule_start", &starts_length)) ||
+        !(self->clause_rule = copy_ints(rules, "clause_rule", &rules_length)) ||
+        !(self->rule_need = copy_ints(need, "rule_need", &need_length))) {
+        return -1;
+    }
+    if (need_length > INT32_MAX - 1 || starts_length < 1 || starts_length > INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "too many rules or clauses");
+        return -1;
+    }
+    self->n_rules = (int32_t)need_length;
+    self->n_clauses = (int32_t)(starts_length - 1);
+    if (check_starts(self->clause_rule_start, starts_length, self->n_clauses, rules_length,
+                     "clause_rule_start") < 0 ||
+        check_range(self->clause_rule, rules_length, 0, self->n_rules, "clause_rule") < 0 ||
+        check_range(self->rule_need, need_length, 0, INT32_MAX, "rule_need") < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"n_keys",          "edge_start",        "edge_label",
+                            "edge_target",     "node_key",          "field_key_start",
+                            "field_key_clause", "clause_rule_start", "clause_rule",
+                            "rule_need",       NULL};
+    int n_keys;
+    PyObject *edge_start, *edge_label, *edge_target, *node_key, *field_key_start,
+        *field_key_clause, *clause_rule_start, *clause_rule, *rule_need;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOOOOOOOOO:KeyScanner", names, &n_keys,
+                                     &edge_start, &edge_label, &edge_target, &node_key,
+                                     &field_key_start, &field_key_clause, &clause_rule_start,
+                                     &clause_rule, &rule_need)) {
+        return NULL;
+    }
+    if (n_keys < 0 || n_keys > INT32_MAX - 1) {
+        PyErr_SetString(PyExc_ValueError, "n_keys out of range");
+        return NULL;
+    }
+    KeyScanner *self = (KeyScanner *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        return NULL;
+    }
+    self->n_keys = n_keys;
+    if (load_rules(self, clause_rule_start, clause_rule, rule_need) < 0 ||
+        load_trie(self, edge_start, edge_label, edge_target, node_key) < 0 ||
+        load_fields(self, field_key_start, field_key_clause) < 0 ||
+        scratch_init(&self->scratch, self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+/* --- scanning ------------------------------------------------------------------------ */
+
+static inline int32_t
+step(const KeyScanner *self, int32_t node, uint8_t byte)
+{
+    int32_t row = self->dense_row[node];
+    if (row >= 0) {
+        return self->dense[(size_t)row * 256 + byte];
+    }
+    for (int32_t edge = self->edge_start[node]; edge < self->edge_start[node + 1]; edge++) {
+        if (self->edge_label[edge] == byte) {
+            return self->edge_target[edge];
+        }
+    }
+    return -1;
+}
+
+/* Records key `key` found in field `field`; 0, or -1 out of memory. */
+static int
+found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
+          uint32_t field_generation, uint32_t call_generation)
+{
+    if (scratch->key_seen[key] == field_generation) {
+        return 0;
+    }
+    scratch->key_seen[key] = field_generation;
+    if (scratch->found_count == scratch->found_capacity) {
+        Py_ssize_t capacity = scratch->found_capacity * 2;
+        int32_t *grown = PyMem_Realloc(scratch->found, (size_t)capacity * sizeof(int32_t));
+        if (grown == NULL) {
+            return -1;
+        }
+        scratch->found = grown;
+        scratch->found_capacity = capacity;
+    }
+    scratch->found[scratch->found_count++] = key;
+    const int32_t *starts = self->field_key_start[field];
+    const int32_t *clauses = self->field_key_clause[field];
+    for (int32_t i = starts[key]; i < starts[key + 1]; i++) {
+        int32_t clause = clauses[i];
+        if (scratch->clause_seen[clause] == call_generation) {
+            continue;
+        }
+        scratch->clause_seen[clause] = call_generation;
+        for (int32_t j = self->clause_rule_start[clause]; j < self->clause_rule_start[clause + 1];
+             j++) {
+            int32_t rule = self->clause_rule[j];
+            if (scratch->rule_seen[rule] != call_generation) {
+                scratch->rule_seen[rule] = call_generation;
+                scratch->rule_count[rule] = 0;
+            }
+            /* Each clause of a rule is counted once, so this holds once per rule. */
+            if (++scratch->rule_count[rule] == self->rule_need[rule]) {
+                scratch->candidates[scratch->candidate_count++] = rule;
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+scan_text(const KeyScanner *self, Scratch *scratch, int32_t field, const uint8_t *text,
+          Py_ssize_t length, uint32_t field_generation, uint32_t call_generation)
+{
+    for (Py_ssize_t start = 0; start < length; start++) {
+        if (text[start] != ' ') {
+            continue;
+        }
+        int32_t node = 0;
+        for (Py_ssize_t at = start; at < length; at++) {
+            node = step(self, node, text[at]);
+            if (node < 0) {
+                break;
+            }
+            int32_t key = self->node_key[node];
+            if (key >= 0 &&
+                found_key(self, scratch, field, key, field_generation, call_generation) < 0) {
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+static int
+compare_ints(const void *left, const void *right)
+{
+    int32_t a = *(const int32_t *)left, b = *(const int32_t *)right;
+    return (a > b) - (a < b);
+}
+
+typedef struct {
+    const uint8_t *text; /* NULL: the field is not scanned */
+    Py_ssize_t length;
+    int32_t *extra; /* key ids found some other way (RE2), or NULL */
+    Py_ssize_t extra_count;
+} FieldInput;
+
+static void
+inputs_free(FieldInput *inputs, int32_t count)
+{
+    for (int32_t f = 0; f < count; f++) {
+        PyMem_Free(inputs[f].extra);
+    }
+    PyMem_Free(inputs);
+}
+
+/* Reads the arguments into C values before any scratch is touched. */
+static FieldInput *
+read_inputs(const KeyScanner *self, PyObject *texts, PyObject *extra, PyObject **keep)
+{
+    if (!PyTuple_Check(texts) || PyTuple_GET_SIZE(texts) != self->n_fields) {
+        PyErr_Format(PyExc_ValueError, "texts: expected a tuple of %d items", self->n_fields);
+        return NULL;
+    }
+    if (extra != Py_None && (!PyTuple_Check(extra) || PyTuple_GET_SIZE(extra) != self->n_fields)) {
+        PyErr_Format(PyExc_ValueError, "extra: expected None or a tuple of %d items",
+                     self->n_fields);
+        return NULL;
+    }
+    FieldInput *inputs = PyMem_Calloc((size_t)self->n_fields + 1, sizeof(FieldInput));
+    if (inputs == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    for (int32_t f = 0; f < self->n_fields; f++) {
+        PyObject *text = PyTuple_GET_ITEM(texts, f);
+        if (text != Py_None) {
+            if (!PyUnicode_Check(text)) {
+                PyErr_SetString(PyExc_TypeError, "texts: expected str or None");
+                goto fail;
+            }
+            Py_ssize_t length;
+            const char *utf8 = PyUnicode_AsUTF8AndSize(text, &length);
+            if (utf8 == NULL) {
+                /* Lone surrogates: encoded as the keys were (surrogatepass). */
+                PyErr_Clear();
+                PyObject *encoded = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
+                if (encoded == NULL) {
+                    goto fail;
+                }
+                if (PyList_Append(*keep, encoded) < 0) {
+                    Py_DECREF(encoded);
+                    goto fail;
+                }
+                Py_DECREF(encoded);
+                utf8 = PyBytes_AS_STRING(encoded);
+                length = PyBytes_GET_SIZE(encoded);
+            }
+            inputs[f].text = (const uint8_t *)utf8;
+            inputs[f].length = length;
+        }
+        PyObject *keys = extra == Py_None ? Py_None : PyTuple_GET_ITEM(extra, f);
+        if (keys == Py_None) {
+            continue;
+        }
+        PyObject *fast = PySequence_Fast(keys, "extra: expected sequences of key ids");
+        if (fast == NULL) {
+            goto fail;
+        }
+        Py_ssize_t count = PySequence_Fast_GET_SIZE(fast);
+        inputs[f].extra = PyMem_Malloc((size_t)(count > 0 ? count : 1) * sizeof(int32_t));
+        if (inputs[f].extra == NULL) {
+            Py_DECREF(fast);
+            PyErr_NoMemory();
+            goto fail;
+        }
+        for (Py_ssize_t i = 0; i < count; i++) {
+            long key = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+            if (key == -1 && PyErr_Occurred()) {
+                Py_DECREF(fast);
+                goto fail;
+            }
+            if (key < 0 || key >= self->n_keys) {
+                continue; /* not a key: RE2's sentinel */
+            }
+            inputs[f].extra[inputs[f].extra_count++] = (int32_t)key;
+        }
+        Py_DECREF(fast);
+    }
+    return inputs;
+fail:
+    inputs_free(inputs, self->n_fields);
+    return NULL;
+}
+
+static PyObject *
+int_list(const int32_t *values, Py_ssize_t count)
+{
+    PyObject *list = PyList_New(count);
+    if (list == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *value = PyLong_FromLong(values[i]);
+        if (value == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, i, value);
+    }
+    return list;
+}
+
+/* (candidates, found): the rules with every clause satisfied, ascending, and per field the
+ * key ids found there, in the order first found. */
+static PyObject *
+build_result(const Scratch *scratch, const Py_ssize_t *field_end, int32_t n_fields)
+{
+    PyObject *found = PyTuple_New(n_fields);
+    if (found == NULL) {
+        return NULL;
+    }
+    Py_ssize_t start = 0;
+    for (int32_t f = 0; f < n_fields; f++) {
+        PyObject *keys = int_list(scratch->found + start, field_end[f] - start);
+        if (keys == NULL) {
+            Py_DECREF(found);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(found, f, keys);
+        start = field_end[f];
+    }
+    PyObject *candidates = int_list(scratch->candidates, scratch->candidate_count);
+    if (candidates == NULL) {
+        Py_DECREF(found);
+        return NULL;
+    }
+    PyObject *result = PyTuple_Pack(2, candidates, found);
+    Py_DECREF(candidates);
+    Py_DECREF(found);
+    return result;
+}
+
+static int
+scan_all(const KeyScanner *self, Scratch *scratch, const FieldInput *inputs, Py_ssize_t *field_end)
+{
+    if (scratch->generation > UINT32_MAX - (uint32_t)self->n_fields - 2) {
+        memset(scratch->key_seen, 0, (size_t)self->n_keys * sizeof(uint32_t));
+        memset(scratch->clause_seen, 0, (size_t)self->n_clauses * sizeof(uint32_t));
+        memset(scratch->rule_seen, 0, (size_t)self->n_rules * sizeof(uint32_t));
+        scratch->generation = 0;
+    }
+    uint32_t call_generation = ++scratch->generation;
+    scratch->candidate_count = 0;
+    scratch->found_count = 0;
+    for (int32_t f = 0; f < self->n_fields; f++) {
+        uint32_t field_generation = ++scratch->generation;
+        if (inputs[f].text != NULL &&
+            scan_text(self, scratch, f, inputs[f].text, inputs[f].length, field_generation,
+                      call_generation) < 0) {
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < inputs[f].extra_count; i++) {
+            if (found_key(self, scratch, f, inputs[f].extra[i], field_generation,
+                          call_generation) < 0) {
+                return -1;
+            }
+        }
+        field_end[f] = scratch->found_count;
+    }
+    qsort(scratch->candidates, (size_t)scratch->candidate_count, sizeof(int32_t), compare_ints);
+    return 0;
+}
+
+static PyObject *
+KeyScanner_scan(KeyScanner *self, PyObject *args)
+{
+    PyObject *texts, *extra = Py_None;
+    if (!PyArg_ParseTuple(args, "O|O:scan", &texts, &extra)) {
+        return NULL;
+    }
+    PyObject *keep = PyList_New(0); /* bytes made for texts with lone surrogates */
+    if (keep == NULL) {
+        return NULL;
+    }
+    FieldInput *inputs = read_inputs(self, texts, extra, &keep);
+    if (inputs == NULL) {
+        Py_DECREF(keep);
+        return NULL;
+    }
+    Scratch own, *scratch = &self->scratch;
+    int borrowed = !self->busy;
+    if (!borrowed) {
+        if (scratch_init(&own, self) < 0) {
+            inputs_free(inputs, self->n_fields);
+            Py_DECREF(keep);
+            return NULL;
+        }
+        scratch = &own;
+    }
+    else {
+        self->busy = 1;
+    }
+    Py_ssize_t field_end[64];
+    PyObject *result = NULL;
+    if (scan_all(self, scratch, inputs, field_end) < 0) {
+        PyErr_NoMemory();
+    }
+    else {
+        result = build_result(scratch, field_end, self->n_fields);
+    }
+    if (borrowed) {
+        self->busy = 0;
+    }
+    else {
+        scratch_free(&own);
+    }
+    inputs_free(inputs, self->n_fields);
+    Py_DECREF(keep);
+    return result;
+}
+
+static PyMethodDef KeyScanner_methods[] = {
+    {"scan", (PyCFunction)KeyScanner_scan, METH_VARARGS,
+     "scan(texts, extra=None) -> (candidates, found)\n\n"
+     "texts: per field its padded text or None. extra: None or per field key ids found "
+     "otherwise. candidates: the rules whose clauses all hold, ascending. found: per field "
+     "the key ids found there."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject KeyScannerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "watcher.rules._keyscan.KeyScanner",
+    .tp_basicsize = sizeof(KeyScanner),
+    .tp_dealloc = (destructor)KeyScanner_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Keys, clauses and rules compiled into flat tables; see compiled.py.",
+    .tp_methods = KeyScanner_methods,
+    .tp_new = KeyScanner_new,
+};
+
+static struct PyModuleDef keyscan_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "watcher.rules._keyscan",
+    .m_doc = "The compiled matcher's key scan and clause count.",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__keyscan(void)
+{
+    if (PyType_Ready(&KeyScannerType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&keyscan_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&KeyScannerType);
+    if (PyModule_AddObject(module, "KeyScanner", (PyObject *)&KeyScannerType) < 0) {
+        Py_DECREF(&KeyScannerType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

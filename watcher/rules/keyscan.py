@@ -1,0 +1,109 @@
+"""Keys, clauses and rules as the flat tables of the native scan (watcher/rules/_keyscan.c).
+
+The compiled matcher (compiled.py) decides what the keys, clauses and rules are; this module
+lays them out for the C scanner and is the only one that imports it:
+
+- the keys become a byte trie (UTF-8, ``surrogatepass`` as the scanner encodes texts). Every
+  key starts with a space, and the scanner walks the trie from each space of a text;
+- per field, the clauses each key satisfies when found in that field;
+- per clause, the rules that need it; per rule, how many clauses it has. A rule is a
+  candidate once all its clauses are satisfied.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Collection, Mapping, Sequence
+
+from watcher.rules._keyscan import KeyScanner
+
+__all__ = ["KeyIndex"]
+
+
+class KeyIndex:
+    """Per entry, in one native call: the keys found per field and the candidate rules."""
+
+    __slots__ = ("_scanner",)
+
+    def __init__(
+        self,
+        keys: Mapping[str, int],
+        key_count: int,
+        field_count: int,
+        clauses: Sequence[Collection[tuple[int, int]]],
+        rule_clauses: Sequence[Collection[int]],
+    ) -> None:
+        """``keys``: text -> key id (< ``key_count``; ids without text are found by others).
+
+        ``clauses``: per clause id, the (field index, key id) pairs that satisfy it.
+        ``rule_clauses``: per rule, its clause ids; a rule without any is never a candidate.
+        """
+        starts, labels, targets, node_keys = _trie(keys)
+        by_field: list[dict[int, set[int]]] = [{} for _ in range(field_count)]
+        for clause, pairs in enumerate(clauses):
+            for field, key in pairs:
+                by_field[field].setdefault(key, set()).add(clause)
+        field_tables = [_csr([row.get(key, ()) for key in range(key_count)]) for row in by_field]
+        clause_starts, clause_rules = _csr(_inverted(rule_clauses, len(clauses)))
+        self._scanner = KeyScanner(
+            key_count,
+            starts,
+            labels,
+            targets,
+            node_keys,
+            tuple(starts for starts, _ in field_tables),
+            tuple(clause_ids for _, clause_ids in field_tables),
+            clause_starts,
+            clause_rules,
+            array("i", map(len, rule_clauses)),
+        )
+
+    def scan(
+        self, texts: tuple[str | None, ...], extra: tuple[list[int] | None, ...] | None = None
+    ) -> tuple[list[int], tuple[list[int], ...]]:
+        """``texts``: per field its padded text, or None to skip it; ``extra``: per field
+        key ids found otherwise (RE2), or None. Returns the candidate rules, ascending, and
+        per field the key ids found."""
+        return self._scanner.scan(texts, extra)
+
+
+def _trie(keys: Mapping[str, int]) -> tuple[array[int], bytes, array[int], array[int]]:
+    """Edges per node (offsets, labels, targets) and the key id ending at each node."""
+    children: list[dict[int, int]] = [{}]
+    node_keys = array("i", [-1])
+    for key, key_id in keys.items():
+        if not key.startswith(" "):
+            raise ValueError(f"a key must start with a space: {key!r}")
+        node = 0
+        for byte in key.encode("utf-8", "surrogatepass"):
+            edges = children[node]
+            node = edges.get(byte, -1)
+            if node < 0:
+                node = edges[byte] = len(children)
+                children.append({})
+                node_keys.append(-1)
+        node_keys[node] = key_id
+    starts, labels, targets = array("i", [0]), bytearray(), array("i")
+    for edges in children:
+        for byte in sorted(edges):
+            labels.append(byte)
+            targets.append(edges[byte])
+        starts.append(len(targets))
+    return starts, bytes(labels), targets, node_keys
+
+
+def _inverted(rule_clauses: Sequence[Collection[int]], clause_count: int) -> list[list[int]]:
+    rules: list[list[int]] = [[] for _ in range(clause_count)]
+    for rule, clause_ids in enumerate(rule_clauses):
+        for clause in clause_ids:
+            rules[clause].append(rule)
+    return rules
+
+
+def _csr(rows: Sequence[Collection[int]]) -> tuple[array[int], array[int]]:
+    """Offsets (one more than rows) and the values of every row, each row ascending."""
+    starts, values = array("i", [0]), array("i")
+    for row in rows:
+        values.extend(sorted(row))
+        starts.append(len(values))
+    return starts, values
