@@ -35,15 +35,25 @@ typedef struct {
     Py_ssize_t found_count, found_capacity;
 } Scratch;
 
+/* What one step of the walk reads about a node, on one cache line. */
+typedef struct {
+    int32_t first_edge; /* its edges: edge_label and edge_target from here */
+    int32_t edge_count;
+    int32_t dense_row; /* its row of `dense`, or -1 */
+    int32_t key;       /* the key id that ends here, or -1 */
+    int32_t only_target; /* with exactly one edge (most nodes): where it leads */
+    uint8_t only_label;  /* and its label */
+} Node;
+
 typedef struct {
     PyObject_HEAD
     int32_t n_nodes, n_keys, n_fields, n_clauses, n_rules;
     int32_t *edge_start; /* n_nodes + 1 */
     uint8_t *edge_label;
     int32_t *edge_target;
-    int32_t *node_key;  /* n_nodes: the key id that ends at the node, or -1 */
-    int32_t *dense_row; /* n_nodes: the node's row of `dense`, or -1 */
-    int32_t *dense;     /* rows of 256 targets (-1: no edge) */
+    int32_t *node_key; /* n_nodes: the key id that ends at the node, or -1 */
+    Node *nodes;       /* the walk's copy of the above */
+    int32_t *dense;    /* rows of 256 targets (-1: no edge) */
     int32_t **field_key_start;  /* per field: n_keys + 1 */
     int32_t **field_key_clause; /* per field: the clauses a key found there satisfies */
     int32_t *clause_rule_start; /* n_clauses + 1 */
@@ -154,7 +164,7 @@ KeyScanner_dealloc(KeyScanner *self)
     PyMem_Free(self->edge_label);
     PyMem_Free(self->edge_target);
     PyMem_Free(self->node_key);
-    PyMem_Free(self->dense_row);
+    PyMem_Free(self->nodes);
     PyMem_Free(self->dense);
     for (int32_t f = 0; f < self->n_fields; f++) {
         if (self->field_key_start != NULL) {
@@ -174,17 +184,22 @@ KeyScanner_dealloc(KeyScanner *self)
 }
 
 static int
-build_dense(KeyScanner *self)
+build_nodes(KeyScanner *self)
 {
     Py_ssize_t rows = 0;
-    self->dense_row = PyMem_Malloc(((size_t)self->n_nodes + 1) * sizeof(int32_t));
-    if (self->dense_row == NULL) {
+    self->nodes = PyMem_Malloc(((size_t)self->n_nodes + 1) * sizeof(Node));
+    if (self->nodes == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    for (int32_t node = 0; node < self->n_nodes; node++) {
-        int wide = self->edge_start[node + 1] - self->edge_start[node] > DENSE_ABOVE;
-        self->dense_row[node] = wide ? (int32_t)rows++ : -1;
+    for (int32_t index = 0; index < self->n_nodes; index++) {
+        Node *node = &self->nodes[index];
+        node->first_edge = self->edge_start[index];
+        node->edge_count = self->edge_start[index + 1] - self->edge_start[index];
+        node->dense_row = node->edge_count > DENSE_ABOVE ? (int32_t)rows++ : -1;
+        node->key = self->node_key[index];
+        node->only_label = node->edge_count == 1 ? self->edge_label[node->first_edge] : 0;
+        node->only_target = node->edge_count == 1 ? self->edge_target[node->first_edge] : -1;
     }
     self->dense = PyMem_Malloc((size_t)(rows > 0 ? rows : 1) * 256 * sizeof(int32_t));
     if (self->dense == NULL) {
@@ -194,13 +209,13 @@ build_dense(KeyScanner *self)
     for (Py_ssize_t i = 0; i < rows * 256; i++) {
         self->dense[i] = -1;
     }
-    for (int32_t node = 0; node < self->n_nodes; node++) {
-        int32_t row = self->dense_row[node];
-        if (row < 0) {
-            continue;
-        }
-        for (int32_t edge = self->edge_start[node]; edge < self->edge_start[node + 1]; edge++) {
-            self->dense[(size_t)row * 256 + self->edge_label[edge]] = self->edge_target[edge];
+    for (int32_t index = 0; index < self->n_nodes; index++) {
+        const Node *node = &self->nodes[index];
+        for (int32_t edge = node->first_edge; edge < node->first_edge + node->edge_count; edge++) {
+            if (node->dense_row >= 0) {
+                self->dense[(size_t)node->dense_row * 256 + self->edge_label[edge]] =
+                    self->edge_target[edge];
+            }
         }
     }
     return 0;
@@ -237,7 +252,7 @@ load_trie(KeyScanner *self, PyObject *starts, PyObject *labels, PyObject *target
         check_range(self->node_key, keys_length, -1, self->n_keys, "node_key") < 0) {
         return -1;
     }
-    return build_dense(self);
+    return build_nodes(self);
 }
 
 static int
@@ -339,15 +354,18 @@ KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 /* --- scanning ------------------------------------------------------------------------ */
 
 static inline int32_t
-step(const KeyScanner *self, int32_t node, uint8_t byte)
+step(const KeyScanner *self, const Node *node, uint8_t byte)
 {
-    int32_t row = self->dense_row[node];
-    if (row >= 0) {
-        return self->dense[(size_t)row * 256 + byte];
+    if (node->edge_count == 1) {
+        return node->only_label == byte ? node->only_target : -1;
     }
-    for (int32_t edge = self->edge_start[node]; edge < self->edge_start[node + 1]; edge++) {
-        if (self->edge_label[edge] == byte) {
-            return self->edge_target[edge];
+    if (node->dense_row >= 0) {
+        return self->dense[(size_t)node->dense_row * 256 + byte];
+    }
+    const uint8_t *labels = self->edge_label + node->first_edge;
+    for (int32_t i = 0; i < node->edge_count; i++) {
+        if (labels[i] == byte) {
+            return self->edge_target[node->first_edge + i];
         }
     }
     return -1;
@@ -400,17 +418,18 @@ static int
 scan_text(const KeyScanner *self, Scratch *scratch, int32_t field, const uint8_t *text,
           Py_ssize_t length, uint32_t field_generation, uint32_t call_generation)
 {
-    for (Py_ssize_t start = 0; start < length; start++) {
-        if (text[start] != ' ') {
-            continue;
-        }
-        int32_t node = 0;
+    const uint8_t *end = text + length;
+    for (const uint8_t *space = memchr(text, ' ', (size_t)length); space != NULL;
+         space = memchr(space + 1, ' ', (size_t)(end - space - 1))) {
+        Py_ssize_t start = space - text;
+        const Node *node = self->nodes; /* the root */
         for (Py_ssize_t at = start; at < length; at++) {
-            node = step(self, node, text[at]);
-            if (node < 0) {
+            int32_t next = step(self, node, text[at]);
+            if (next < 0) {
                 break;
             }
-            int32_t key = self->node_key[node];
+            node = &self->nodes[next];
+            int32_t key = node->key;
             if (key >= 0 &&
                 found_key(self, scratch, field, key, field_generation, call_generation) < 0) {
                 return -1;

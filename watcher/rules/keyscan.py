@@ -83,13 +83,19 @@ def _trie(keys: Mapping[str, int]) -> tuple[array[int], bytes, array[int], array
                 children.append({})
                 node_keys.append(-1)
         node_keys[node] = key_id
+    # Numbered breadth first: the nodes near the root, which every walk visits, sit together.
+    order = [0]
+    for node in order:
+        order.extend(children[node][byte] for byte in sorted(children[node]))
+    number = {node: index for index, node in enumerate(order)}
     starts, labels, targets = array("i", [0]), bytearray(), array("i")
-    for edges in children:
+    for node in order:
+        edges = children[node]
         for byte in sorted(edges):
             labels.append(byte)
-            targets.append(edges[byte])
+            targets.append(number[edges[byte]])
         starts.append(len(targets))
-    return starts, bytes(labels), targets, node_keys
+    return starts, bytes(labels), targets, array("i", (node_keys[node] for node in order))
 
 
 def _inverted(rule_clauses: Sequence[Collection[int]], clause_count: int) -> list[list[int]]:
