@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -233,3 +234,73 @@ def test_an_empty_rule_list_matches_nothing() -> None:
 
 def _entry(title: str) -> Entry:
     return Entry(feed="Feed", key="key", link_key=None, content_hash="h", title=title, link=None)
+
+
+# Long texts, so that NEAR's sides are often both present but far apart: the window check
+# that rejects those before listing places must never reject a pair the reference finds.
+long_words = st.lists(st.sampled_from([*TEXT_WORDS, "y", "z", "w"]), max_size=40).map(" ".join)
+long_entries = st.builds(
+    lambda title, content, categories: Entry(
+        feed="Feed",
+        key="key",
+        link_key=None,
+        content_hash="hash",
+        title=title,
+        link=None,
+        summary="",
+        content=content,
+        author="",
+        categories=tuple(categories),
+    ),
+    long_words,
+    long_words,
+    st.lists(words, max_size=4),
+)
+near_queries = st.tuples(near_sides, st.integers(1, 6), near_sides).map(
+    lambda near: f"{near[0]} NEAR/{near[1]} {near[2]}"
+)
+
+
+def test_near_over_long_texts_matches_like_the_reference() -> None:
+    outcomes: list[bool] = []
+
+    @settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(near_queries, min_size=1, max_size=4), st.lists(long_entries, max_size=4))
+    def check(query_list: list[str], items: list[Entry]) -> None:
+        rules = RuleSet.compile(
+            [Rule(name=f"r{i}", queries=(query,), notify=()) for i, query in enumerate(query_list)],
+            ENTITIES,
+        )
+        for item in items:
+            text = EntryText.from_entry(item)
+            expected = rules.match_text_reference(text, "key", "Feed")
+            assert rules.match_text(text, "key", "Feed") == expected
+            outcomes.extend(
+                any(match.rule == f"r{index}" for match in expected)
+                for index in range(len(query_list))
+            )
+
+    check()
+    assert sum(outcomes) >= 0.1 * len(outcomes)
+    assert len(outcomes) - sum(outcomes) >= 0.1 * len(outcomes)
+
+
+@pytest.mark.parametrize("distance", [1, 2, 5])
+@pytest.mark.parametrize("gap", [0, 1, 2])  # past the distance
+@pytest.mark.parametrize("phrase_first", [True, False])
+def test_near_pairs_a_phrase_at_the_edge_of_the_distance(
+    distance: int, gap: int, phrase_first: bool
+) -> None:
+    # "vladimir putin" is the side looked for first; "peace talks" must be found around it
+    # though it is two tokens long, on either side, at exactly the distance and beyond.
+    between = " ".join(["w"] * (distance - 1 + gap))
+    sides = ["peace talks", between, "vladimir putin"]
+    content = " ".join(side for side in (sides if phrase_first else sides[::-1]) if side)
+    rules = RuleSet.compile(
+        [Rule(name="r", queries=(f'"peace talks" NEAR/{distance} "vladimir putin"',), notify=())],
+        ENTITIES,
+    )
+    text = EntryText.from_entry(_entry(f"x {content} y"))
+    expected = rules.match_text_reference(text, "key", "Feed")
+    assert bool(expected) == (gap == 0)
+    assert rules.match_text(text, "key", "Feed") == expected

@@ -123,7 +123,7 @@ class _Clause:
     """Keys, as (scope id, key id), of which a query needs at least one."""
 
     keys: frozenset[tuple[int, int]]
-    cost: float  # a guess at how often one is found; a rule's cheapest picks it to look at
+    cost: float  # a guess at how often one is found: an OR keeps each child's cheapest
 
     def __or__(self, other: _Clause) -> _Clause:
         return _Clause(self.keys | other.keys, self.cost + other.cost)
@@ -263,6 +263,7 @@ class _Builder:
 
     def __init__(self) -> None:
         self.keys: dict[str, int] = {}  # automaton key -> key id
+        self.key_texts: dict[int, str] = {}  # the other way
         self.patterns: dict[str, int] = {}  # RE2 pattern -> key id
         self.key_fields: set[str] = set()
         self.pattern_fields: set[str] = set()
@@ -320,7 +321,11 @@ class _Builder:
         return self.scopes.setdefault(scope, len(self.scopes))
 
     def _key(self, key: str) -> int:
-        return self.keys.setdefault(key, len(self.keys) + len(self.patterns))
+        key_id = self.keys.get(key)
+        if key_id is None:
+            key_id = self.keys[key] = len(self.keys) + len(self.patterns)
+            self.key_texts[key_id] = key
+        return key_id
 
     def _keys(
         self, scope: _Scope, keys: Sequence[str], cost: float, hits: _Hits | str
@@ -386,6 +391,21 @@ class _Builder:
         ]
         distance = node.distance
         slot = self._slot(node, scope)
+        # Most candidates have both sides in a field but far apart. Around each occurrence of
+        # the side guessed rarer, a window of tokens tells cheaply whether the other side
+        # can be near enough; only then are all places listed and paired.
+        rare_first = sum(c.cost for c in left.clauses) <= sum(c.cost for c in right.clauses)
+        texts = self.key_texts
+        windows = [
+            (
+                field,
+                tuple((key, texts[key]) for key in (lefts if rare_first else rights)),
+                tuple((key, texts[key]) for key in (rights if rare_first else lefts)),
+            )
+            for field, lefts, rights in shared
+        ]
+        longest = max((key.count(" ") for _, _, others in windows for _, key in others), default=0)
+        reach = distance + longest + 1  # in tokens, from the rare occurrence's ends
 
         def evaluation(found: _Found) -> Evaluation:
             # Occurrences pair only within a field: only fields with keys of both sides count.
@@ -395,7 +415,11 @@ class _Builder:
                 if not lefts.isdisjoint(found.fields[field])
                 and not rights.isdisjoint(found.fields[field])
             }
-            if not fields:
+            if not fields or not any(
+                _within_reach(found, field, rare, others, reach)
+                for field, rare, others in windows
+                if field in fields
+            ):
                 return _NO_MATCH
             return near(left_places(found, fields), right_places(found, fields), distance)
 
@@ -616,6 +640,48 @@ def _prefix_places(scope: _Scope, key_id: int, key: str) -> _Places:
         ]
 
     return places
+
+
+def _within_reach(
+    found: _Found,
+    field: str,
+    rare: Sequence[tuple[int, str]],
+    others: Sequence[tuple[int, str]],
+    reach: int,
+) -> bool:
+    """Whether a key of ``others`` occurs within ``reach`` tokens of a key of ``rare``.
+
+    False means no pair is near enough: an occurrence of the other side that pairs lies,
+    whole, within ``reach`` tokens of the rare one (reach counts its length too).
+    """
+    present = found.fields[field]
+    near_keys = [key for key_id, key in others if key_id in present]
+    padded = found.text.padded(field)
+    for key_id, key in rare:
+        if key_id not in present:
+            continue
+        for start in _starts(padded, key):
+            window = _window(padded, start, start + len(key) - 1, reach)
+            if any(other in window for other in near_keys):
+                return True
+    return False
+
+
+def _window(padded: str, first: int, last: int, reach: int) -> str:
+    """``padded[first:last + 1]`` widened by ``reach`` tokens each way, spaces included."""
+    low = first
+    for _ in range(reach):
+        low = padded.rfind(" ", 0, low)
+        if low <= 0:
+            low = 0
+            break
+    high = last
+    for _ in range(reach):
+        high = padded.find(" ", high + 1)
+        if high == -1:
+            high = len(padded) - 1
+            break
+    return padded[low : high + 1]
 
 
 def _token_starts(padded: str, key: str) -> Iterator[tuple[int, int]]:
