@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from watcher.errors import RuleSyntaxError
 from watcher.models import Entry, Match, Rule
+from watcher.rules.entry_text import SEGMENTED_FIELDS
 from watcher.rules.matcher import CATEGORY_SEPARATOR, EntryText, RuleSet, evaluate
 from watcher.rules.query import Near, Not, Phrase, Term, parse_query
 
@@ -375,6 +376,20 @@ def test_joined_text_and_the_segments_patterns_run_over() -> None:
     assert text.segments("category") == ["world news", "trump"]
     assert text.segments("summary") == []
     assert EntryText({"category": (CATEGORY_SEPARATOR, "a")}).segments("category") == ["a"]
+
+
+@given(st.lists(st.text(max_size=12), max_size=4), st.text(max_size=30), st.text(max_size=30))
+@settings(max_examples=200)
+def test_only_the_segmented_fields_hold_the_category_separator(
+    categories: list[str], title: str, content: str
+) -> None:
+    text = EntryText.from_entry(
+        entry(title, categories=tuple(categories), content=content, author=content)
+    )
+    for field, tokens in text.fields.items():
+        if field not in SEGMENTED_FIELDS:
+            assert CATEGORY_SEPARATOR not in tokens
+            assert text.segments(field) == ([" ".join(tokens)] if tokens else [])
 
 
 def test_positions_index() -> None:

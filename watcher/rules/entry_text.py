@@ -12,6 +12,9 @@ from watcher.rules.text import tokenize
 __all__ = ["CATEGORY_SEPARATOR", "EntryText"]
 
 CATEGORY_SEPARATOR = ""  # tokens are never empty, so no term or phrase matches across it
+# The fields that may hold CATEGORY_SEPARATOR; the others are one segment, which segments()
+# then knows without searching a long text for a double space (1.5 µs for 2 KB).
+SEGMENTED_FIELDS = frozenset({"category"})
 
 _Index = Mapping[str, Mapping[str, tuple[int, ...]]]
 
@@ -59,6 +62,8 @@ class EntryText:
     def segments(self, field: str) -> list[str]:
         """The text a /pattern/ runs over: tokens joined by single spaces, one per category."""
         padded = self._padded.get(field, "  ")
+        if field not in SEGMENTED_FIELDS:
+            return [padded[1:-1]] if len(padded) > 2 else []
         if "  " not in padded:  # no separator: one segment
             return [padded[1:-1]]
         segments: list[list[str]] = [[]]
