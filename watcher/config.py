@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 from watcher.errors import ConfigError, Location, RuleSyntaxError
 from watcher.fetch import settings_problem as fetch_settings_problem
 from watcher.models import FeedConfig, FetchSettings, Rule, TargetPolicy, TemplateSource
-from watcher.notify import check_target_url
+from watcher.notify import check_target_url, check_target_urls
 from watcher.pacing import parse_digest, parse_quiet_hours, parse_rate_limit
-from watcher.render import TemplateError, compile_template
+from watcher.render import compile_template
 from watcher.rules.analysis import Severity, problems
 from watcher.rules.query import parse_query
 from watcher.rules.text import tokenize
@@ -536,13 +536,14 @@ def _targets(node: YamlNode | None) -> tuple[dict[str, str], dict[str, TargetPol
     policies: dict[str, TargetPolicy] = {}
     if node is None:
         return targets, policies
+    problems = check_target_urls(_target_urls(node))  # at once: the check may start a process
     for name, value in node.items("notify").items():
         items = value.items(f"notify target {name}", _TARGET_KEYS) if not value.is_scalar() else {}
         url_node = items.get("url", value)
         if not url_node.is_scalar():
             raise value.error(f"notify target {name!r} needs a url")
         url = url_node.text(f"notify target {name}", expand_env=True).strip()
-        problem = check_target_url(url)
+        problem = problems[url] if url in problems else check_target_url(url)
         if problem:
             raise url_node.error(
                 f"notify target {name!r}: {problem}",
@@ -558,6 +559,22 @@ def _targets(node: YamlNode | None) -> tuple[dict[str, str], dict[str, TargetPol
     return targets, policies
 
 
+def _target_urls(node: YamlNode) -> list[str]:
+    """The URLs of notify: that can be read; _targets reports the others' mistakes in order."""
+    urls: list[str] = []
+    for name, value in node.items("notify").items():
+        try:
+            items = (
+                value.items(f"notify target {name}", _TARGET_KEYS) if not value.is_scalar() else {}
+            )
+            url_node = items.get("url", value)
+            if url_node.is_scalar():
+                urls.append(url_node.text(f"notify target {name}", expand_env=True).strip())
+        except ConfigError:
+            continue
+    return urls
+
+
 def _parsed(node: YamlNode, what: str, parse: Callable[[str], T]) -> T:
     try:
         return parse(node.text(what))
@@ -567,6 +584,8 @@ def _parsed(node: YamlNode, what: str, parse: Callable[[str], T]) -> T:
 
 def _template(node: YamlNode) -> TemplateSource:
     """title/body template source, compiled and test-rendered now so mistakes show at load."""
+    from watcher.render import TemplateError  # with Jinja2, which compile_template loads
+
     items = node.items("template", _TEMPLATE_KEYS)
     sources: dict[str, str] = {}
     for part, source_node in items.items():

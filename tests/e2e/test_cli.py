@@ -55,6 +55,24 @@ def test_check_reports_a_bad_config_with_its_location_and_exits_1(tmp_path: Path
     assert "http(s)" in result.stderr
 
 
+def test_check_reports_a_notify_url_apprise_cannot_use_with_its_location(tmp_path: Path) -> None:
+    write(tmp_path / "feed.xml", rss([]).decode())
+    config = write(
+        tmp_path / "watcher.yaml",
+        "feeds:\n  - {url: file:feed.xml}\n"
+        "notify:\n  console: console://\n  hook: json://127.0.0.1:9/hook\n  team: tgram://\n",
+    )
+    result = watcher("check", "--config", str(config))
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f"{config}:6:9: error: notify target 'team': Apprise cannot use this tgram:// URL "
+        "(unknown service or missing parts)\n  hint: use an Apprise URL"
+    )
+
+    write(config, config.read_text(encoding="utf-8").replace("tgram://", "tgram://1234:abc/42"))
+    assert watcher("check", "--config", str(config)).returncode == 0
+
+
 def test_missing_config_file_is_a_user_error(tmp_path: Path) -> None:
     result = watcher("check", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 1
