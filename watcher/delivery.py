@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 
 from watcher import notify, pacing, timing
 from watcher.config import DeliverySettings
-from watcher.metrics import Metrics
+from watcher.metrics import Recorder
 from watcher.models import Alert, TargetPolicy, TemplateSource
 from watcher.notify import Message, SendOutcome
 from watcher.render import TemplateOverride, group_by_entry, kind_for_url, render_group
@@ -56,7 +56,7 @@ class DeliveryDeps:
     settings: DeliverySettings
     send: Callable[[str, Message], SendOutcome] = notify.send
     jitter: Callable[[], float] = field(default=random.random)
-    metrics: Metrics | None = None
+    metrics: Recorder | None = None
     policies: Mapping[str, TargetPolicy] = field(default_factory=dict)
     rule_templates: Mapping[str, TemplateSource] = field(default_factory=dict)
     # Several instances on one database: alerts are leased to `owner` while being sent.

@@ -1,8 +1,10 @@
 """Prometheus metrics and the small HTTP server that exposes them (/metrics, /healthz).
 
-The only module that imports prometheus_client. The service calls typed methods on
-`Metrics`; label values are checked here so the number of series stays bounded (outcomes,
-states and status codes are fixed sets; feed, rule and target names come from the config).
+The only module that imports prometheus_client, and only when `Metrics` is built: a daemon
+without `metrics:` in its config records into a `Recorder`, which keeps nothing (and saves
+the daemon prometheus_client's memory). The service calls typed methods on either; label
+values are checked here so the number of series stays bounded (outcomes, states and status
+codes are fixed sets; feed, rule and target names come from the config).
 """
 
 from __future__ import annotations
@@ -15,16 +17,6 @@ from collections.abc import Callable, Collection, Mapping
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import urlsplit
-
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    PlatformCollector,
-    ProcessCollector,
-)
-from prometheus_client.exposition import choose_encoder
 
 from watcher.models import AlertState
 
@@ -51,12 +43,73 @@ def status_label(status: int | None) -> str:
     return str(status) if 100 <= status <= 599 else "other"
 
 
-class Metrics:
+class Recorder:
+    """What the daemon reports as it runs. This one keeps only when the last tick finished;
+    `Metrics` also exports everything to Prometheus."""
+
+    def __init__(self) -> None:
+        self._last_tick_finished: float | None = None
+
+    @property
+    def last_tick_finished(self) -> float | None:
+        """Unix time the last tick finished, None before the first; for `tick_health`."""
+        return self._last_tick_finished
+
+    def poll(self, feed: str, outcome: str) -> None:
+        _check(outcome, POLL_OUTCOMES, "poll outcome")
+
+    def fetch_status(self, status: int | None) -> None:
+        pass
+
+    def parse_error(self) -> None:
+        pass
+
+    def entries(self, new: int, duplicate: int) -> None:
+        pass
+
+    def matches(self, rule: str, count: int = 1) -> None:
+        pass
+
+    def alerts_state(self, counts: Mapping[AlertState, int]) -> None:
+        pass
+
+    def delivered(self, target: str, latency_seconds: float) -> None:
+        pass
+
+    def delivery_failed(self, target: str) -> None:
+        pass
+
+    def tick(self, duration_seconds: float, finished_at_unix: float) -> None:
+        self._last_tick_finished = finished_at_unix
+
+    def rules_loaded(self, count: int, ok: bool) -> None:
+        pass
+
+    def retain(
+        self,
+        *,
+        feeds: Collection[str] | None = None,
+        rules: Collection[str] | None = None,
+        targets: Collection[str] | None = None,
+    ) -> None:
+        pass
+
+
+class Metrics(Recorder):
     """Every series the daemon exports, in a registry of its own."""
 
     def __init__(self) -> None:
+        from prometheus_client import (
+            CollectorRegistry,
+            Counter,
+            Gauge,
+            Histogram,
+            PlatformCollector,
+            ProcessCollector,
+        )
+
+        super().__init__()
         self.registry = CollectorRegistry(auto_describe=True)
-        self._last_tick_finished: float | None = None
         self._feeds: set[str] = set()
         self._rules: set[str] = set()
         self._targets: set[str] = set()
@@ -125,11 +178,6 @@ class Metrics:
             self._entries.labels(kind)
         for state in AlertState:
             self._alerts.labels(state.value)
-
-    @property
-    def last_tick_finished(self) -> float | None:
-        """Unix time the last tick finished, None before the first; for `tick_health`."""
-        return self._last_tick_finished
 
     def poll(self, feed: str, outcome: str) -> None:
         _check(outcome, POLL_OUTCOMES, "poll outcome")
@@ -303,6 +351,8 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/metrics":
+            from prometheus_client.exposition import choose_encoder
+
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
             self._reply(200, encoder(self.server.metrics.registry), content_type)
         elif path == "/healthz":

@@ -24,7 +24,7 @@ from watcher.delivery import DeliveryDeps, DeliveryReport, deliver_due
 from watcher.errors import StoreError, WatcherError
 from watcher.fetch import Fetcher
 from watcher.logs import set_secrets
-from watcher.metrics import Metrics, MetricsServer, tick_health
+from watcher.metrics import Metrics, MetricsServer, Recorder, tick_health
 from watcher.models import AlertState
 from watcher.parse_pool import ParsePool
 from watcher.pipeline import PollDeps, PollOutcome
@@ -98,7 +98,8 @@ class Watcher:
         self.heartbeat = Heartbeat()
         self.ready = False
         self._leases_left = False  # a tick failed while holding leases: release them first
-        self.metrics = Metrics()
+        # prometheus_client only when the metrics are served (a restart changes the address)
+        self.metrics = Metrics() if config.metrics_listen is not None else Recorder()
         self.metrics.rules_loaded(len(self.rules.rules), ok=True)
 
     def __enter__(self) -> Watcher:
@@ -364,7 +365,7 @@ def run_daemon(watcher: Watcher) -> None:
 
 
 def _metrics_server(watcher: Watcher) -> MetricsServer | None:
-    if watcher.config.metrics_listen is None:
+    if watcher.config.metrics_listen is None or not isinstance(watcher.metrics, Metrics):
         return None
     host, port = watcher.config.metrics_listen
     tick_seconds = watcher.config.tick.total_seconds()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from watcher.metrics import Metrics, MetricsServer, tick_health
+from watcher.metrics import Metrics, MetricsServer, Recorder, tick_health
 from watcher.models import AlertState
 
 Series = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -134,6 +134,20 @@ def test_fixed_label_sets_start_at_zero(server: MetricsServer) -> None:
 def test_unknown_poll_outcome_is_refused(metrics: Metrics) -> None:
     with pytest.raises(ValueError, match="unknown poll outcome 'exploded'"):
         metrics.poll("example", "exploded")
+
+
+def test_a_recorder_keeps_only_the_last_tick_and_refuses_what_metrics_refuse() -> None:
+    recorder = Recorder()  # the daemon's, when no metrics: are configured
+    assert recorder.last_tick_finished is None
+
+    recorder.poll("example", "ok")
+    recorder.entries(new=5, duplicate=7)
+    recorder.tick(0.3, finished_at_unix=1_764_000_000.0)
+
+    assert recorder.last_tick_finished == 1_764_000_000.0
+    assert vars(recorder) == {"_last_tick_finished": 1_764_000_000.0}
+    with pytest.raises(ValueError, match="poll outcome"):
+        recorder.poll("example", "fine")
 
 
 def test_retain_drops_series_of_removed_feeds_rules_and_targets(
