@@ -24,7 +24,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import parse_qs
 
 from markupsafe import Markup
@@ -32,12 +32,6 @@ from markupsafe import Markup
 from watcher.models import Alert, Entry
 from watcher.notify import BodyFormat, Message
 from watcher.templates import default_source
-from watcher.templates.sandbox import (
-    MarkdownSafe,
-    TemplateError,
-    compile_source,
-    render_capped,
-)
 from watcher.templates.sanitize import (
     defuse_mentions,
     escape_markdown,
@@ -47,6 +41,9 @@ from watcher.templates.sanitize import (
     sanitize_html,
     shorten,
 )
+
+if TYPE_CHECKING:
+    from watcher.templates.sandbox import TemplateError
 
 __all__ = [
     "AlertView",
@@ -65,6 +62,17 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+
+def __getattr__(name: str) -> object:
+    """TemplateError, from watcher.templates.sandbox: Jinja2 (about 9 MB) is imported when
+    a template is first compiled, or when this is asked for, not with this module."""
+    if name == "TemplateError":
+        from watcher.templates.sandbox import TemplateError
+
+        return TemplateError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 Kind = BodyFormat  # TEXT, HTML (email, with a text alternative) or MARKDOWN (chat)
 
@@ -176,6 +184,8 @@ def render_group(
     """One message for several stories (a digest) or one story caught by several rules."""
     if not items:
         raise ValueError("render_group needs at least one alert")
+    from watcher.templates.sandbox import MarkdownSafe
+
     context = _context(items, kind)
     title = one_line(
         _render_part("title", Kind.TEXT, override.title if override else None, context),
@@ -202,6 +212,8 @@ def compile_template(source: str, *, part: Literal["title", "body"] = "body") ->
 
     Raises TemplateError (a ValueError) naming the line within `source` when it can.
     """
+    from watcher.templates.sandbox import compile_source, render_capped
+
     formats = [Kind.TEXT] if part == "title" else list(Kind)
     for body_format in formats:
         template = compile_source(source, body_format)
@@ -220,6 +232,8 @@ def excerpt(entry: Entry, limit: int = EXCERPT_CHARS) -> str:
 def _render_part(
     part: Literal["title", "body"], kind: Kind, source: str | None, context: dict[str, Any]
 ) -> str:
+    from watcher.templates.sandbox import TemplateError, compile_source, render_capped
+
     if source is not None:
         try:
             return render_capped(compile_source(source, kind), context)
@@ -242,6 +256,8 @@ def _context(items: Sequence[AlertView], kind: Kind) -> dict[str, Any]:
 
 
 def _story(item: AlertView, kind: Kind) -> dict[str, Any]:
+    from watcher.templates.sandbox import MarkdownSafe
+
     entry = item.entry
     text = _plain if kind is Kind.TEXT else _same
     link = safe_link(entry.link)
