@@ -16,8 +16,8 @@ in shared memory: their pid, the job's number and when it started.
 
 The forkserver preloads watcher.prepare, so each worker starts with the parser imported.
 Workers still import the main module (multiprocessing does, for spawn and forkserver): under
-the daemon that is the `watcher` console script, whose watcher.cli imports the daemon's
-libraries only inside the commands (a worker is about 30 MB, not 100).
+the daemon that is the `watcher` console script, whose watcher.cli imports nothing (the
+commands, typer and the daemon's libraries load when the command runs).
 """
 
 from __future__ import annotations

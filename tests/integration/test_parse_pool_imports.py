@@ -61,6 +61,7 @@ def test_a_worker_under_the_watcher_command_imports_none_of_the_daemon_libraries
     assert "watcher.cli" in modules  # the worker did import the main module again
     assert "watcher.prepare" in modules  # preloaded by the forkserver
     assert not top_level(done.stdout) & DAEMON_ONLY
+    assert not top_level(done.stdout) & {"typer", "click", "rich"}  # the commands' libraries
 
 
 def test_a_worker_of_this_process_imports_none_of_the_daemon_libraries() -> None:
