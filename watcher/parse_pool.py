@@ -29,6 +29,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -67,7 +68,7 @@ class _Workers:
     abandoned: set[int] = field(default_factory=set)  # jobs whose worker the watchdog killed
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class _Job(Generic[_T]):
     number: int
     failed: Callable[[str], _T]  # the result for a parse that could not be done
@@ -158,7 +159,9 @@ class ParsePool:
             self._jobs += 1
             number = self._jobs
         job = _Job(number, failed, work, args, Future())
-        job.outer.add_done_callback(lambda done: _cancel_inner(job, done))
+        # Weakly: a strong reference would make outer -> callback -> job -> outer a cycle,
+        # and keep the parsed feed (a few MB) until the cycle collector finds it.
+        job.outer.add_done_callback(partial(_cancel_inner, weakref.ref(job)))
         self._dispatch(job)
         return job.outer
 
@@ -188,6 +191,8 @@ class ParsePool:
 
     def _forward(self, workers: _Workers, job: _Job[_T], inner: Future[_T]) -> None:
         """Runs in the executor's thread (or the submitter's, if the parse was done already)."""
+        if job.inner is inner:
+            job.inner = None  # done: nothing to cancel, and no inner -> callback -> job cycle
         if inner.cancelled():  # close() dropped it, or the caller cancelled outer
             job.outer.cancel()
             return
@@ -309,9 +314,11 @@ def _run(number: int, work: Callable[..., _T], *args: Any) -> _T:
             board[slot + 1] = 0
 
 
-def _cancel_inner(job: _Job[Any], outer: Future[Any]) -> None:
-    if outer.cancelled() and job.inner is not None:
-        job.inner.cancel()
+def _cancel_inner(job_ref: weakref.ref[_Job[Any]], outer: Future[Any]) -> None:
+    job = job_ref()  # gone: its parse was settled, there is nothing to cancel
+    inner = job.inner if job is not None else None
+    if outer.cancelled() and inner is not None:
+        inner.cancel()
 
 
 def _settle(job: _Job[_T], result: _T) -> None:

@@ -4,10 +4,12 @@ parses."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import os
 import pickle
 import signal
 import threading
+import weakref
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -75,6 +77,21 @@ def test_small_bodies_are_parsed_in_the_calling_process() -> None:
 
 def test_the_parser_runs_in_another_process(pool: ParsePool) -> None:
     assert pool.parse(b"pid").title != str(os.getpid())
+
+
+def test_a_parse_is_freed_with_its_future_without_the_cycle_collector(pool: ParsePool) -> None:
+    gc.collect()
+    gc.disable()  # a parse kept alive by a reference cycle would stay until it runs again
+    try:
+        first = pool.submit(b"pid")
+        first.result(timeout=60)
+        gone = weakref.ref(first)
+        del first
+        pool.parse(b"pid")  # the executor has let go of the first parse by now
+
+        assert gone() is None
+    finally:
+        gc.enable()
 
 
 def test_a_parsed_feed_survives_pickling() -> None:
