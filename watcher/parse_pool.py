@@ -23,6 +23,7 @@ commands, typer and the daemon's libraries load when the command runs).
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import multiprocessing
 import os
@@ -292,6 +293,10 @@ _slot = -1
 def _join_board(board: Any) -> None:
     """The workers' initializer: take a free slot of the board."""
     global _board, _slot
+    # What the worker has now (the preloaded parser, shared with the forkserver and the
+    # other workers) is left out of its garbage collections, which would write to each
+    # object and so copy every page of them into this process.
+    gc.freeze()
     with board.get_lock():
         for slot in range(0, len(board), _SLOT):
             if board[slot] == 0:

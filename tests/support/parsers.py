@@ -3,6 +3,7 @@ so it imports nothing heavy: what a worker has loaded is what some tests look at
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Mapping
 
@@ -15,6 +16,11 @@ SPIN = b"<!-- spin -->"
 def loaded_modules(body: bytes, headers: Mapping[str, str] | None) -> ParsedFeed:
     """The names of the modules the worker has imported, space-separated, as the title."""
     return ParsedFeed(title=" ".join(sorted(sys.modules)), link=None, entries=())
+
+
+def frozen_objects(body: bytes, headers: Mapping[str, str] | None) -> ParsedFeed:
+    """How many objects the worker's garbage collector leaves alone (gc.freeze), as the title."""
+    return ParsedFeed(title=str(gc.get_freeze_count()), link=None, entries=())
 
 
 def spinning_parser(body: bytes, headers: Mapping[str, str] | None) -> ParsedFeed:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.parsers import SPIN, spinning_parser
+from tests.support.parsers import SPIN, frozen_objects, spinning_parser
 from watcher import identity
 from watcher.models import ParsedEntry, ParsedFeed
 from watcher.parse import parse_feed
@@ -92,6 +92,13 @@ def test_a_parse_is_freed_with_its_future_without_the_cycle_collector(pool: Pars
         assert gone() is None
     finally:
         gc.enable()
+
+
+def test_a_worker_leaves_what_it_started_with_out_of_its_garbage_collections() -> None:
+    with ParsePool(workers=1, inline_below=0, parser=frozen_objects) as pool:
+        frozen = int(pool.parse(b"count").title or "0")
+
+    assert frozen > 10_000  # the interpreter and the preloaded parser, shared copy-on-write
 
 
 def test_a_parsed_feed_survives_pickling() -> None:
