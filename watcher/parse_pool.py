@@ -23,6 +23,7 @@ commands, typer and the daemon's libraries load when the command runs).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import logging
 import multiprocessing
@@ -53,6 +54,8 @@ CRASHED = "parse failed: the parser process died; the parser pool was restarted"
 PRELOAD = ["watcher.prepare"]  # what the forkserver imports once, for every worker
 _RESUBMITS = 2  # how often a parse may be sent again after others' abandoned parses
 
+MMAP_THRESHOLD = 64 * 1024  # bytes: glibc's malloc gives larger blocks an mmap of their own
+_M_MMAP_THRESHOLD = -3  # mallopt's parameter, from glibc's malloc.h
 _T = TypeVar("_T")
 _SLOT = 3  # per worker in the shared array: pid, job number (0: idle), started (monotonic)
 
@@ -285,6 +288,26 @@ class ParsePool:
                         os.kill(pid, signal.SIGKILL)
 
 
+def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
+    """Have glibc's malloc serve every block of ``threshold`` bytes or more with an mmap.
+
+    glibc starts at 128 KiB, but raises the threshold to the size of each mmapped block
+    freed (up to 32 MiB): after a few feed bodies and pickled parses (50 KiB to a few MiB)
+    have come and gone, the next ones come from the heap, which they fragment, and which
+    keeps their pages. A fixed threshold returns each of them to the system when freed.
+    Returns False, changing nothing, without glibc's mallopt or when the environment sets
+    MALLOC_MMAP_THRESHOLD_ (glibc has read it already)."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, threshold))
+
+
 # In a worker process: its slot in the watchdog's board.
 _board: Any = None
 _slot = -1
@@ -293,6 +316,7 @@ _slot = -1
 def _join_board(board: Any) -> None:
     """The workers' initializer: take a free slot of the board."""
     global _board, _slot
+    fix_mmap_threshold()
     # What the worker has now (the preloaded parser, shared with the forkserver and the
     # other workers) is left out of its garbage collections, which would write to each
     # object and so copy every page of them into this process.

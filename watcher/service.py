@@ -26,7 +26,7 @@ from watcher.fetch import Fetcher
 from watcher.logs import set_secrets
 from watcher.metrics import Metrics, MetricsServer, Recorder, tick_health
 from watcher.models import AlertState
-from watcher.parse_pool import ParsePool
+from watcher.parse_pool import ParsePool, fix_mmap_threshold
 from watcher.pipeline import PollDeps, PollOutcome
 from watcher.poller import PollerEdges, poll_feeds
 from watcher.reload import rules_fingerprint
@@ -70,6 +70,7 @@ class Watcher:
         parser: ParsePool | None = None,
         jitter: Callable[[], float] = random.random,
     ) -> None:
+        fix_mmap_threshold()  # feed bodies and parsed feeds go back to the system when freed
         self.config = config
         self.clock = clock
         self.jitter = jitter

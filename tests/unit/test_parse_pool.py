@@ -7,6 +7,7 @@ import dataclasses
 import gc
 import os
 import pickle
+import platform
 import signal
 import threading
 import weakref
@@ -19,7 +20,7 @@ from tests.support.parsers import SPIN, frozen_objects, spinning_parser
 from watcher import identity
 from watcher.models import ParsedEntry, ParsedFeed
 from watcher.parse import parse_feed
-from watcher.parse_pool import CRASHED, ParsePool, abandoned_error
+from watcher.parse_pool import CRASHED, ParsePool, abandoned_error, fix_mmap_threshold
 from watcher.prepare import PreparedFeed, _packed, prepare_feed
 from watcher.rules.entry_text import EntryText
 
@@ -99,6 +100,14 @@ def test_a_worker_leaves_what_it_started_with_out_of_its_garbage_collections() -
         frozen = int(pool.parse(b"count").title or "0")
 
     assert frozen > 10_000  # the interpreter and the preloaded parser, shared copy-on-write
+
+
+def test_the_mmap_threshold_is_fixed_unless_the_environment_sets_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert fix_mmap_threshold() is (platform.libc_ver()[0] == "glibc")
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "131072")
+    assert fix_mmap_threshold() is False
 
 
 def test_a_parsed_feed_survives_pickling() -> None:
