@@ -91,8 +91,12 @@ class Watcher:
             self.store.close()
             raise
         limits = config.fetch_limits
+        # Fetched bodies wait in memory for the parser; more than the parse window ahead
+        # of it only costs memory (their fetches start once older results are taken).
         self.fetcher = fetcher or Fetcher(
-            max_in_flight=limits.max_in_flight, max_per_host=limits.max_per_host
+            max_in_flight=limits.max_in_flight,
+            max_per_host=limits.max_per_host,
+            max_ready=PARSE_WINDOW,
         )
         self.parser = parser or ParsePool()
         self._feed_configs = {feed.name: feed for feed in config.feeds}
