@@ -32,18 +32,10 @@ from markupsafe import Markup
 from watcher.models import Alert, Entry
 from watcher.notify import BodyFormat, Message
 from watcher.templates import default_source
-from watcher.templates.sanitize import (
-    defuse_mentions,
-    escape_markdown,
-    html_to_text,
-    one_line,
-    safe_link,
-    sanitize_html,
-    shorten,
-)
 
 if TYPE_CHECKING:
     from watcher.templates.sandbox import TemplateError
+    from watcher.templates.sanitize import html_to_text, one_line
 
 __all__ = [
     "AlertView",
@@ -65,12 +57,17 @@ log = logging.getLogger(__name__)
 
 
 def __getattr__(name: str) -> object:
-    """TemplateError, from watcher.templates.sandbox: Jinja2 (about 9 MB) is imported when
-    a template is first compiled, or when this is asked for, not with this module."""
+    """TemplateError, from watcher.templates.sandbox, and html_to_text and one_line, from
+    watcher.templates.sanitize: Jinja2 (about 9 MB alone) and nh3 (1.5 MB in the daemon)
+    are imported when first needed (a render, a template check), not with this module."""
     if name == "TemplateError":
         from watcher.templates.sandbox import TemplateError
 
         return TemplateError
+    if name in {"html_to_text", "one_line"}:
+        from watcher.templates import sanitize
+
+        return getattr(sanitize, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -185,6 +182,7 @@ def render_group(
     if not items:
         raise ValueError("render_group needs at least one alert")
     from watcher.templates.sandbox import MarkdownSafe
+    from watcher.templates.sanitize import escape_markdown, one_line, safe_link
 
     context = _context(items, kind)
     title = one_line(
@@ -226,6 +224,8 @@ def compile_template(source: str, *, part: Literal["title", "body"] = "body") ->
 
 def excerpt(entry: Entry, limit: int = EXCERPT_CHARS) -> str:
     """A short plain-text excerpt of the entry's summary or content."""
+    from watcher.templates.sanitize import html_to_text, shorten
+
     return shorten(html_to_text(entry.summary or entry.content), limit)
 
 
@@ -257,6 +257,7 @@ def _context(items: Sequence[AlertView], kind: Kind) -> dict[str, Any]:
 
 def _story(item: AlertView, kind: Kind) -> dict[str, Any]:
     from watcher.templates.sandbox import MarkdownSafe
+    from watcher.templates.sanitize import html_to_text, one_line, safe_link, sanitize_html, shorten
 
     entry = item.entry
     text = _plain if kind is Kind.TEXT else _same
@@ -283,6 +284,8 @@ def _story(item: AlertView, kind: Kind) -> dict[str, Any]:
 
 def _plain(text: str) -> str:
     # Plain text may still end up in a chat (a webhook relay, discord?format=text).
+    from watcher.templates.sanitize import defuse_mentions
+
     return defuse_mentions(text, everyone_only=True)
 
 
