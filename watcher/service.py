@@ -4,6 +4,7 @@ it with APScheduler and stops cleanly on SIGTERM/SIGINT."""
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -41,6 +42,19 @@ PARSE_WINDOW = 8  # parsed feeds waiting to be stored; bounds memory, keeps both
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def settle_heap() -> None:
+    """Collect the garbage of the start (or of a reload), then leave the objects that are
+    left (modules, config, compiled rules: about 120,000) out of later collections.
+
+    A full collection examines every object the collector tracks: about 75 ms for the
+    daemon's (one every few polls of the ingest benchmark). Frozen objects are still
+    freed when nothing refers to them; only a reference cycle among them would wait, for
+    the next call (a reload unfreezes them first)."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 @dataclass(slots=True)
@@ -106,6 +120,7 @@ class Watcher:
         # prometheus_client only when the metrics are served (a restart changes the address)
         self.metrics = Metrics() if config.metrics_listen is not None else Recorder()
         self.metrics.rules_loaded(len(self.rules.rules), ok=True)
+        settle_heap()
 
     def __enter__(self) -> Watcher:
         return self
@@ -194,6 +209,7 @@ class Watcher:
         if full:
             self._use_config(config)
         self.rulebook, self.rules = rulebook, rules
+        settle_heap()  # the previous rules and config go now
         self._rules_fingerprint = rules_fingerprint(config.rules_path, rulebook.files)
         for warning in rulebook.warnings:
             log.warning("%s", warning)

@@ -22,6 +22,7 @@ LOADED_LATER = frozenset({"apprise", "paho", "jinja2", "nh3", "prometheus_client
 # Checks the config, builds the daemon and runs one tick (poll and deliver) in a fresh
 # interpreter, then prints the top-level modules it has imported, and what it delivered.
 DAEMON_TICK = """\
+import gc
 import json
 import sys
 
@@ -32,7 +33,8 @@ with Watcher(load_config(sys.argv[1])) as daemon:
     report = daemon.tick(every_feed=True)
     modules = sorted({name.partition(".")[0] for name in sys.modules})
     print(json.dumps({"modules": modules, "new": report.new_entries,
-                      "sent": report.delivery.sent, "metrics": type(daemon.metrics).__name__}))
+                      "sent": report.delivery.sent, "metrics": type(daemon.metrics).__name__,
+                      "frozen": gc.get_freeze_count()}))
 """
 
 
@@ -69,6 +71,8 @@ def test_a_daemon_without_metrics_or_deliveries_loads_neither_apprise_jinja_nor_
     assert result["new"] == 3  # it did poll and store the three items
     assert result["sent"] == 0
     assert result["metrics"] == "Recorder"
+    assert isinstance(result["frozen"], int)
+    assert result["frozen"] > 50_000  # what it started with is left out of full collections
     modules = result["modules"]
     assert isinstance(modules, list)
     assert "sqlalchemy" in modules  # the check sees what was imported
