@@ -281,8 +281,10 @@ def test_near_over_long_texts_matches_like_the_reference() -> None:
             )
 
     check()
-    assert sum(outcomes) >= 0.1 * len(outcomes)
-    assert len(outcomes) - sum(outcomes) >= 0.1 * len(outcomes)
+    # Both outcomes must be common for the property to mean much; about 10% match, and
+    # Hypothesis draws anew each run, so the floor leaves room (one run gave 9.8%).
+    assert sum(outcomes) >= 0.04 * len(outcomes)
+    assert len(outcomes) - sum(outcomes) >= 0.5 * len(outcomes)
 
 
 @pytest.mark.parametrize("distance", [1, 2, 5])
