@@ -3,6 +3,7 @@ venv): talking to the feed server, peak memory, and the result format."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import resource
@@ -160,6 +161,69 @@ def tree_cpu_s() -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / _TICKS
     return total
+
+
+def thread_cpu_s() -> dict[str, float]:
+    """CPU time (user + system) of each live thread of this process so far, by Python thread
+    name (the OS thread id for threads Python does not know)."""
+    names = {thread.native_id: thread.name for thread in threading.enumerate()}
+    found: dict[str, float] = {}
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(task.name)) or f"tid-{task.name}"
+        found[name] = found.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / _TICKS
+    return found
+
+
+def process_cpu_s() -> dict[int, float]:
+    """CPU time (user + system) so far of this process and of each live descendant, by pid."""
+    found: dict[int, float] = {}
+    for pid in [os.getpid(), *_descendants()]:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[pid] = (int(fields[11]) + int(fields[12])) / _TICKS
+    return found
+
+
+def cpu_since(before: dict[Any, float], after: dict[Any, float]) -> dict[str, float]:
+    """What each thread or process used between two readings (those that used any)."""
+    spent = {str(key): round(value - before.get(key, 0.0), 3) for key, value in after.items()}
+    return {key: value for key, value in spent.items() if value > 0}
+
+
+class GcClock:
+    """CPU time this process spends in the cyclic garbage collector, by thread and
+    generation ("MainThread/g2"), from gc.callbacks; ``take()`` returns it and starts over."""
+
+    def __init__(self) -> None:
+        self._started: dict[int, float] = {}
+        self._spent: dict[str, list[float]] = {}  # key -> [collections, seconds]
+        self._lock = threading.Lock()
+        gc.callbacks.append(self._callback)
+
+    def take(self) -> dict[str, list[float]]:
+        with self._lock:
+            spent, self._spent = self._spent, {}
+        return {key: [count, round(seconds, 4)] for key, (count, seconds) in spent.items()}
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        ident = threading.get_ident()
+        if phase == "start":
+            self._started[ident] = time.thread_time()
+            return
+        started = self._started.pop(ident, None)
+        if started is None:
+            return
+        key = f"{threading.current_thread().name}/g{info['generation']}"
+        with self._lock:
+            entry = self._spent.setdefault(key, [0, 0.0])
+            entry[0] += 1
+            entry[1] += time.thread_time() - started
 
 
 def machine_busy_s() -> float:

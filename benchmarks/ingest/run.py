@@ -306,6 +306,10 @@ def _one_line(run: dict[str, Any]) -> str:
     return f"  {run['label']:<12} {rounds}"
 
 
+def _largest(spent: dict[str, float]) -> list[tuple[str, float]]:
+    return sorted(spent.items(), key=lambda item: -item[1])
+
+
 def _reader_workers(args: argparse.Namespace) -> list[int]:
     return [int(n) for n in args.reader_workers.split(",")]
 
@@ -427,6 +431,11 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
         f"process tree after each round (MB, shared pages split) "
         f"{[round(r['pss_now_mb']) for r in watcher_run['rounds']]}"
     )
+    print("watcher's CPU s per round, by thread of the tool process and by process (first run):")
+    for r in watcher_run["rounds"]:
+        threads = ", ".join(f"{name} {cpu:.2f}" for name, cpu in _largest(r["thread_cpu_s"]))
+        processes = ", ".join(f"{pid} {cpu:.2f}" for pid, cpu in _largest(r["process_cpu_s"]))
+        print(f"  r{r['round']} threads: {threads}; processes: {processes}")
     print("watcher's processes after round 1 (peak RSS, PSS now):")
     for process in watcher_run["rounds"][0].get("processes", []):
         print(

@@ -20,12 +20,16 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, sys.argv[1])
 
 from measure import (  # noqa: E402
+    GcClock,
     PssSampler,
     control,
+    cpu_since,
     live_descendants_peak_mb,
     machine_busy_s,
+    process_cpu_s,
     reaped_children_peak_mb,
     self_peak_mb,
+    thread_cpu_s,
     tree_breakdown,
     tree_cpu_s,
     tree_pss_mb,
@@ -42,6 +46,7 @@ def main() -> None:
     from watcher.service import Watcher
 
     sampler = PssSampler().start()
+    collector = GcClock()
     config_path, server, warm_body, out = sys.argv[2:6]
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
     result: dict[str, Any] = {"tool": "watcher", "rounds": [], "source": sys.argv[1]}
@@ -68,11 +73,18 @@ def main() -> None:
         if number == 3:
             control(server, "generation/2")
         control(server, "reset-stats")
+        threads, processes = thread_cpu_s(), process_cpu_s()
+        collector.take()
         cpu, busy = tree_cpu_s(), machine_busy_s()
         started = time.perf_counter()
         outcomes = watcher.poll(every_feed=True)
         wall = time.perf_counter() - started
         cpu, busy = tree_cpu_s() - cpu, machine_busy_s() - busy
+        threads, processes = (
+            cpu_since(threads, thread_cpu_s()),
+            cpu_since(processes, process_cpu_s()),
+        )
+        collections = collector.take()
         children_mb, children = live_descendants_peak_mb()
         errors = [f"{outcome.feed}: {outcome.error}" for outcome in outcomes if outcome.error]
         result["rounds"].append(
@@ -81,6 +93,9 @@ def main() -> None:
                 "wall_s": wall,
                 "cpu_s": cpu,
                 "machine_busy_s": busy,
+                "thread_cpu_s": threads,  # this process's threads, by name
+                "process_cpu_s": processes,  # this process and its descendants, by pid
+                "gc_s": collections,  # thread/generation -> [collections, CPU s in them]
                 "polled": len(outcomes),
                 "not_modified": sum(outcome.not_modified for outcome in outcomes),
                 "new_entries": sum(outcome.new for outcome in outcomes),
