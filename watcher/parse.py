@@ -16,12 +16,18 @@ took 42% of a parse, and watcher sanitizes entry HTML where it is shown (render.
 which also drops relative links. What the sanitizer did that matters before then is done
 here: the text inside <script>, <style> and <applet> is dropped, so it never reaches the
 store, the matcher or an alert.
+
+feedparser's strict parser gets its SAX parser from xml.sax.make_parser, trying the
+modules named in feedparser.api.PREFERRED_XML_PARSERS first: this module is put first, and
+its create_parser() gives the standard expat reader with expat's ``buffer_text`` on. expat
+then hands over a run of character data in one call instead of one call per line and per
+entity or character reference (escaped HTML is full of them); feedparser joins the pieces
+anyway, so the result is the same, for about 5% less CPU per parse.
 """
 
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import html
 import io
 import re
@@ -30,8 +36,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from xml.sax import SAXParseException
+from xml.sax.expatreader import ExpatParser
 
 import feedparser
+import feedparser.api
 
 from watcher.models import ParsedEntry, ParsedFeed
 
@@ -94,6 +102,24 @@ MAX_TEXT_CHARS = 200_000
 _ROOT_ELEMENT = re.compile(rb"<[A-Za-z_]")
 
 
+class _BufferedExpatParser(ExpatParser):
+    """xml.sax's expat reader, with consecutive character data reported in one call."""
+
+    def reset(self) -> None:
+        super().reset()
+        expat: Any = vars(self)["_parser"]  # the pyexpat parser (not in typeshed's stub)
+        expat.buffer_text = True
+
+
+def create_parser() -> ExpatParser:
+    """The SAX driver entry point xml.sax.make_parser calls (see the module docstring)."""
+    return _BufferedExpatParser()
+
+
+if __name__ not in feedparser.api.PREFERRED_XML_PARSERS:
+    feedparser.api.PREFERRED_XML_PARSERS.insert(0, __name__)
+
+
 def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> ParsedFeed:
     """Parse RSS 0.9x/1.0/2.0 or Atom; never raises for a bad feed, says so in ``error``."""
     if not body.strip():
@@ -119,7 +145,7 @@ def parse_feed(body: bytes, headers: Mapping[str, str] | None = None) -> ParsedF
     )
     channel = _get(parsed, "feed") or {}
     raw_entries = _get(parsed, "entries") or ()
-    entries = tuple(_bounded(_entry(raw)) for raw in raw_entries[:MAX_ENTRIES])
+    entries = tuple(_entry(raw) for raw in raw_entries[:MAX_ENTRIES])
     error = _bozo_message(parsed)
     if not _get(parsed, "version") and not entries:
         error = f"not a feed: {error}" if error else "not a feed: no RSS or Atom content found"
@@ -140,20 +166,6 @@ def _declares_entities(body: bytes) -> bool:
     root = _ROOT_ELEMENT.search(body)
     prolog = body[: root.start()] if root else body
     return b"<!ENTITY" in prolog.upper()
-
-
-def _bounded(entry: ParsedEntry) -> ParsedEntry:
-    """An entry cut to sane sizes, so one hostile entry cannot bloat the store or an alert."""
-    return dataclasses.replace(
-        entry,
-        guid=entry.guid[:MAX_KEY_CHARS] if entry.guid else entry.guid,
-        title=entry.title[:MAX_TITLE_CHARS],
-        link=entry.link[:MAX_LINK_CHARS] if entry.link else entry.link,
-        summary=entry.summary[:MAX_TEXT_CHARS],
-        content=entry.content[:MAX_TEXT_CHARS],
-        author=entry.author[:MAX_TITLE_CHARS],
-        categories=tuple(category[:MAX_TITLE_CHARS] for category in entry.categories[:50]),
-    )
 
 
 def _utf8(body: bytes, content_type: str) -> bytes:
@@ -231,17 +243,22 @@ def _count(value: object) -> int | None:
 
 
 def _entry(raw: Mapping[str, Any]) -> ParsedEntry:
+    """One entry, cut to sane sizes, so one hostile entry cannot bloat the store or an alert."""
     summary = _html_text(_get(raw, "summary"), _get(raw, "summary_detail"))
     contents = [_html_text(_get(part, "value"), part) for part in _get(raw, "content") or ()]
+    guid = _text(_get(raw, "id"))
+    link = _link(raw)
     return ParsedEntry(
-        guid=_text(_get(raw, "id")) or None,
-        title=_plain_text(raw, "title"),
-        link=_link(raw),
-        summary=summary,
+        guid=guid[:MAX_KEY_CHARS] or None,
+        title=_plain_text(raw, "title")[:MAX_TITLE_CHARS],
+        link=link[:MAX_LINK_CHARS] if link else link,
+        summary=summary[:MAX_TEXT_CHARS],
         # feedparser copies content into an empty summary; keep that text only once.
-        content="\n".join(value for value in contents if value and value != summary),
-        author=_text(_get(raw, "author")),
-        categories=_categories(raw),
+        content="\n".join(value for value in contents if value and value != summary)[
+            :MAX_TEXT_CHARS
+        ],
+        author=_text(_get(raw, "author"))[:MAX_TITLE_CHARS],
+        categories=tuple(category[:MAX_TITLE_CHARS] for category in _categories(raw)[:50]),
         published=_datetime(_get(raw, "published_parsed")),
         updated=_datetime(_get(raw, "updated_parsed")),
     )
