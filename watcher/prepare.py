@@ -56,7 +56,7 @@ def prepare_feed(
 def _packed(text: EntryText) -> _Packed:
     packed: list[tuple[str, str | tuple[str, ...]]] = []
     for name, tokens in text.fields.items():
-        joined = " ".join(tokens)
+        joined = text.padded(name)[1:-1]  # " ".join(tokens), which EntryText made already
         rebuilt = joined != "" and joined.count(" ") == len(tokens) - 1
         packed.append((name, joined if rebuilt else tuple(tokens)))
     return tuple(packed)
