@@ -468,11 +468,8 @@ class Transaction:
         for start in range(0, len(entries), LOOKUP_CHUNK):
             chunk = entries[start : start + LOOKUP_CHUNK]
             chunk_links = [e.link_key for e in chunk if e.link_key is not None]
-            condition: ColumnElement[bool] = col(EntryRow.key).in_([e.key for e in chunk])
-            if chunk_links:
-                condition = or_(condition, col(EntryRow.link_key).in_(chunk_links))
-            query = sa_select(col(EntryRow.key), col(EntryRow.link_key)).where(condition)
-            for key, link_key in self._connection.execute(query):
+            parameters = {"keys": [e.key for e in chunk], "links": chunk_links}
+            for key, link_key in self._connection.execute(_STORED_IDENTITIES, parameters):
                 keys.add(key)
                 if link_key is not None:
                     links.add(link_key)
@@ -535,6 +532,16 @@ class Transaction:
             ]
             connection.execute(statement, params)
 
+
+# The stored (key, link_key) of entries with one of these keys or link keys. One statement,
+# compiled once: the lists travel as expanding parameters, not as literals built into a new
+# statement for every feed (which cost about 0.1 s of CPU per 10,000 entries).
+_STORED_IDENTITIES = sa_select(col(EntryRow.key), col(EntryRow.link_key)).where(
+    or_(
+        col(EntryRow.key).in_(bindparam("keys", expanding=True)),
+        col(EntryRow.link_key).in_(bindparam("links", expanding=True)),
+    )
+)
 
 # What record_polls reads and writes of a feed's row.
 _POLL_COLUMNS = (
