@@ -509,28 +509,23 @@ class Transaction:
         if not updates:
             return
         with _translated("record poll"):
-            feeds = FeedRow.__table__  # type: ignore[attr-defined]
             ids = list(dict.fromkeys(feed_id for feed_id, _ in updates))
-            kept = [feeds.c.id, *(feeds.c[name] for name in _POLL_COLUMNS)]
             rows: dict[int, dict[str, Any]] = {}
             connection = self._connection
             for start in range(0, len(ids), LOOKUP_CHUNK):
-                query = sa_select(*kept).where(feeds.c.id.in_(ids[start : start + LOOKUP_CHUNK]))
-                rows.update((row.id, dict(row._mapping)) for row in connection.execute(query))
+                chunk = {"ids": ids[start : start + LOOKUP_CHUNK]}
+                rows.update(
+                    (row.id, dict(row._mapping)) for row in connection.execute(_POLLED, chunk)
+                )
             for feed_id, poll in updates:
                 if feed_id not in rows:
                     raise StoreError(f"store: no feed with id {feed_id}")
                 _apply_poll(rows[feed_id], poll)
-            statement = (
-                update(feeds)
-                .where(feeds.c.id == bindparam("_id"))
-                .values({name: bindparam(name) for name in _POLL_COLUMNS})
-            )
             params = [
                 {"_id": row["id"], **{name: row[name] for name in _POLL_COLUMNS}}
                 for row in rows.values()
             ]
-            connection.execute(statement, params)
+            connection.execute(_RECORD_POLL, params)
 
 
 # The stored (key, link_key) of entries with one of these keys or link keys. One statement,
@@ -560,6 +555,17 @@ _POLL_COLUMNS = (
     "recent_new_at",
     "lease_owner",
     "lease_until",
+)
+
+_FEEDS = FeedRow.__table__  # type: ignore[attr-defined]
+# Built once (statements are cheap to run from the compiled cache, not to build).
+_POLLED = sa_select(_FEEDS.c.id, *(_FEEDS.c[name] for name in _POLL_COLUMNS)).where(
+    _FEEDS.c.id.in_(bindparam("ids", expanding=True))
+)
+_RECORD_POLL = (
+    update(_FEEDS)
+    .where(_FEEDS.c.id == bindparam("_id"))
+    .values({name: bindparam(name) for name in _POLL_COLUMNS})
 )
 
 
