@@ -84,7 +84,9 @@ def triage(
     """
     if response.error is not None:
         return _failure(feed, config, now, deps, error=response.error, response=response)
-    if response.not_modified or body_hash(response.body) == feed.body_hash:
+    if response.not_modified or (
+        feed.body_hash is not None and body_hash(response.body) == feed.body_hash
+    ):
         lifetime = timing.cache_lifetime(response.headers, now)
         server_min = _longest(feed.min_interval, lifetime)
         return Settled(
