@@ -72,6 +72,12 @@ def tree_breakdown() -> list[dict[str, Any]]:
     return rows
 
 
+# Reading smaps_rollup is not free: every 50 ms, the sampler of watcher's tree used 0.3-0.5
+# CPU s during round 1 (in the tool process, on the cores the tool uses).
+DEFAULT_PSS_INTERVAL = 0.05
+PSS_INTERVAL_VARIABLE = "INGEST_PSS_INTERVAL"
+
+
 class PssSampler:
     """A thread that reads the PSS of this process tree every ``interval`` seconds (from
     /proc/<pid>/smaps_rollup) and keeps the peak: the peak so far and the peak since the last
@@ -79,7 +85,9 @@ class PssSampler:
     sum over the tree counts every page once. The list of descendants is refreshed every
     ``rescan`` seconds (scanning /proc costs more than reading the rollups)."""
 
-    def __init__(self, interval: float = 0.05, rescan: float = 0.5) -> None:
+    def __init__(self, interval: float | None = None, rescan: float = 0.5) -> None:
+        if interval is None:  # run.py --pss-interval
+            interval = float(os.environ.get(PSS_INTERVAL_VARIABLE) or DEFAULT_PSS_INTERVAL)
         self.interval, self.rescan = interval, rescan
         self.peak_mb = 0.0
         self.samples = 0

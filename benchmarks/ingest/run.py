@@ -32,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from corpus import Corpus  # noqa: E402
+from measure import DEFAULT_PSS_INTERVAL, PSS_INTERVAL_VARIABLE  # noqa: E402
 
 READER_VERSION = "3.26"
 # reader's vendored feedparser imports sgmllib, which feedparser 6.0.12+ no longer pulls in.
@@ -108,6 +109,15 @@ def _arguments() -> argparse.Namespace:
         metavar="N",
         help="run a tool again, up to N times, when other processes kept the CPU busy "
         "during its rounds (the quietest attempt is kept)",
+    )
+    parser.add_argument(
+        "--pss-interval",
+        type=float,
+        default=DEFAULT_PSS_INTERVAL,
+        metavar="SECONDS",
+        help="how often the tools sample the PSS of their process tree; the sampler's CPU "
+        "counts in the tool's and competes with it for the cores (0.3-0.5 s in watcher's "
+        "round 1 at 0.05 s)",
     )
     parser.add_argument("--json", help="also write every measurement to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
@@ -193,7 +203,9 @@ def _benchmark(args: argparse.Namespace, reader_python: Path, workdir: Path) -> 
                     tag = f"{repeat}.{index}.{attempt}"
                     tool = _tools(args, reader_python, workdir, base, rules, urls, warm_body, tag)
                     out = workdir / f"{tool[index].label}-{tag}.json".replace(" ", "")
-                    result = _run(tool[index], base, out, patience=args.wait_idle)
+                    result = _run(
+                        tool[index], base, out, patience=args.wait_idle, pss=args.pss_interval
+                    )
                     result["attempt"] = attempt + 1
                     print(_one_line(result), flush=True)
                     if best is None or _noise(result) < _noise(best):
@@ -271,7 +283,7 @@ def _tools(  # noqa: PLR0917
     return [watcher_tool, *readers]
 
 
-def _run(tool: Tool, base: str, out: Path, *, patience: float) -> dict[str, Any]:
+def _run(tool: Tool, base: str, out: Path, *, patience: float, pss: float) -> dict[str, Any]:
     # Every run starts from generation 1 of the corpus; the tool moves to generation 2 itself
     # before round 3 (outside its timing).
     _wait_until_idle(patience)
@@ -286,6 +298,7 @@ def _run(tool: Tool, base: str, out: Path, *, patience: float) -> dict[str, Any]
         stderr=subprocess.PIPE,
         text=True,
         check=False,
+        env={**os.environ, PSS_INTERVAL_VARIABLE: str(pss)},
     )
     if finished.returncode != 0:
         sys.exit(f"{tool.label} failed ({finished.returncode}):\n{finished.stderr}")
@@ -392,7 +405,8 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
     print(f"\nmachine: {results['machine']}")
     print(
         f"{args.feeds} feeds x {args.entries} entries, {args.rules} rules, reader "
-        f"{results['reader_version']}, watcher fetch.max_per_host {args.max_per_host}"
+        f"{results['reader_version']}, watcher fetch.max_per_host {args.max_per_host}, "
+        f"PSS sampled every {args.pss_interval:g} s"
         + (f", median of {args.repeat} runs (min-max)" if args.repeat > 1 else "")
     )
     readers = [label for label in labels if label != "watcher"]
