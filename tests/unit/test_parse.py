@@ -492,3 +492,19 @@ def test_many_open_script_tags_take_linear_time() -> None:
     entry = hidden_item(summary=summary)
 
     assert entry.summary == "<p>kept</p>" * 10_000
+
+
+def test_text_broken_by_lines_and_references_comes_whole() -> None:
+    # expat reports such text in many pieces (one per line and per reference) unless
+    # buffer_text is on; either way each field must come out whole, in order.
+    description = "&lt;p&gt;Line one &amp;amp; more,\nline &#x74;wo&lt;/p&gt;\n" * 3000
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+        f"<item><title>A &amp; B\nC</title><description>{description}</description>"
+        "<guid>g</guid></item></channel></rss>"
+    ).encode()
+
+    (entry,) = parse_feed(body).entries
+
+    assert entry.title == "A & B C"
+    assert entry.summary == ("<p>Line one &amp; more,\nline two</p>\n" * 3000).strip()
