@@ -2,10 +2,11 @@
 each entry for the matcher. The main thread is then left with storing and matching.
 
 The matchable text (EntryText) travels as each field's tokens joined by single spaces and is
-rebuilt with EntryText(fields) by the receiver: tokens never hold a space, and the joined
-strings pickle to less than half the size of EntryText objects (which carry the joined text
-besides the tokens) and load a third faster. A field whose tokens could not be rebuilt from
-the joined string travels as its tokens.
+rebuilt with EntryText.from_joined by the receiver, which splits the tokens off only if
+something asks for them (the compiled matcher reads the joined text): tokens never hold a
+space, and the joined strings pickle to less than half the size of EntryText objects and
+load a third faster. A field whose tokens could not be rebuilt from the joined string
+travels as its tokens.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class PreparedFeed:
 
     def text(self, index: int) -> EntryText:
         """The EntryText of entries[index]."""
-        return EntryText({name: _unpacked(tokens) for name, tokens in self.texts[index]})
+        return EntryText.from_joined(dict(self.texts[index]))
 
 
 def prepare_feed(
@@ -60,7 +61,3 @@ def _packed(text: EntryText) -> _Packed:
         rebuilt = joined != "" and joined.count(" ") == len(tokens) - 1
         packed.append((name, joined if rebuilt else tuple(tokens)))
     return tuple(packed)
-
-
-def _unpacked(tokens: str | tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(tokens.split(" ")) if isinstance(tokens, str) else tokens

@@ -559,3 +559,18 @@ def test_near_over_many_occurrences_is_not_quadratic() -> None:
     item = entry("", "", "a " * 50_000 + "b " * 50_000)
     assert hits("a NEAR/1000000 b", item) == ("a", "b")
     assert not matches("a NEAR/1 c", item)
+
+
+def test_a_text_from_joined_fields_is_the_text_of_their_tokens() -> None:
+    tokens = {"title": ("putin", "trump"), "category": ("a", CATEGORY_SEPARATOR, "b")}
+    joined = EntryText.from_joined({"title": "putin trump", "category": "a  b", "summary": ()})
+    assert joined.padded("title") == " putin trump "
+    assert joined.segments("category") == ["a", "b"]
+    assert joined.tokens("category") == tokens["category"]
+    assert joined.tokens("summary") == ()
+    assert joined == EntryText({**tokens, "summary": ()})
+    assert [joined.has_text(field) for field in ("title", "summary", "nowhere")] == [
+        True,
+        False,
+        False,
+    ]

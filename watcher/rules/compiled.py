@@ -212,7 +212,7 @@ class CompiledRules:
     def _candidates(self, text: EntryText) -> tuple[_Found, list[int]]:
         plan = self._plan
         texts = tuple(
-            text.padded(field) if scanned and text.tokens(field) else None
+            text.padded(field) if scanned and text.has_text(field) else None
             for field, scanned, _ in plan
         )
         extra = None
@@ -228,7 +228,7 @@ class CompiledRules:
     def _pattern_keys(self, text: EntryText, field: str) -> list[int]:
         """The key ids of the patterns RE2's Sets report as possible in ``field``."""
         keys: list[int] = []
-        for segment in text.segments(field) if text.tokens(field) else ():
+        for segment in text.segments(field) if text.has_text(field) else ():
             encoded = segment.encode()
             for pattern_set, key_ids in self._pattern_sets:
                 reported = pattern_set.Match(encoded)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -19,21 +18,52 @@ SEGMENTED_FIELDS = frozenset({"category"})
 _Index = Mapping[str, Mapping[str, tuple[int, ...]]]
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
 class EntryText:
     """Field name -> tokens, built once per entry, with each field's tokens joined.
 
-    The token index is built on first use: the compiled matcher reads the joined text, so
-    most entries never pay for the index.
+    The matcher reads the joined text (``padded``); the tokens of a text made from joined
+    fields (``from_joined``, what the parser processes send) are split off only when asked
+    for, and the token index is built on first use, so most entries pay for neither.
+    Treat it as immutable: the lazy parts are filled in once, with equal values by any
+    thread that races for them.
     """
 
-    fields: Mapping[str, tuple[str, ...]]
-    _padded: Mapping[str, str] = dataclasses.field(init=False, repr=False, compare=False)
-    _index: _Index | None = dataclasses.field(default=None, init=False, repr=False, compare=False)
+    __slots__ = ("_index", "_padded", "_tokens")
 
-    def __post_init__(self) -> None:
-        padded = {name: f" {' '.join(tokens)} " for name, tokens in self.fields.items()}
-        object.__setattr__(self, "_padded", padded)
+    def __init__(self, fields: Mapping[str, tuple[str, ...]]) -> None:
+        self._tokens: dict[str, tuple[str, ...]] = dict(fields)
+        self._padded = {name: f" {' '.join(tokens)} " for name, tokens in fields.items()}
+        self._index: _Index | None = None
+
+    @classmethod
+    def from_joined(cls, fields: Mapping[str, str | tuple[str, ...]]) -> EntryText:
+        """From each field's tokens joined by single spaces (a non-empty str), or the tokens
+        themselves (a tuple) where joining would lose them (no tokens, or a token that is
+        empty or holds a space)."""
+        text = cls.__new__(cls)
+        text._tokens = {name: value for name, value in fields.items() if isinstance(value, tuple)}
+        text._padded = {
+            name: f" {value if isinstance(value, str) else ' '.join(value)} "
+            for name, value in fields.items()
+        }
+        text._index = None
+        return text
+
+    @property
+    def fields(self) -> Mapping[str, tuple[str, ...]]:
+        if len(self._tokens) < len(self._padded):
+            self._tokens = {name: self.tokens(name) for name in self._padded}
+        return self._tokens
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EntryText):
+            return NotImplemented
+        return self.fields == other.fields
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"EntryText({dict(self.fields)!r})"
 
     @classmethod
     def from_entry(cls, entry: Entry) -> EntryText:
@@ -50,7 +80,17 @@ class EntryText:
         )
 
     def tokens(self, field: str) -> tuple[str, ...]:
-        return self.fields.get(field, ())
+        tokens = self._tokens.get(field)
+        if tokens is None:
+            inner = self._padded.get(field, "  ")[1:-1]
+            tokens = tuple(inner.split(" ")) if inner else ()
+            if field in self._padded:
+                self._tokens[field] = tokens
+        return tokens
+
+    def has_text(self, field: str) -> bool:
+        """Whether the field has a token that is not empty (else no key or pattern matches)."""
+        return len(self._padded.get(field, "  ")) > 2
 
     def padded(self, field: str) -> str:
         """The tokens joined by single spaces, with a space before and after: " a b ".
