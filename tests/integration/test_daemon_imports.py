@@ -10,12 +10,10 @@ sys.modules.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.snippets import ROOT, run_snippet
+
 FEED = ROOT / "tests" / "data" / "rss2.xml"
 LOADED_LATER = frozenset({"apprise", "paho", "jinja2", "nh3", "prometheus_client"})
 
@@ -45,15 +43,7 @@ def tick_in_a_fresh_process(tmp_path: Path, config_text: str) -> dict[str, objec
     )
     config = tmp_path / "watcher.yaml"
     config.write_text(config_text, encoding="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-c", DAEMON_TICK, str(config)],
-        check=False,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_snippet(DAEMON_TICK, str(config))
     result: dict[str, object] = json.loads(done.stdout.splitlines()[-1])
     return result
 

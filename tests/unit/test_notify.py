@@ -9,14 +9,11 @@ show the user-facing error).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from tests.support.snippets import run_snippet
 from watcher import notify
 
-ROOT = Path(__file__).resolve().parents[2]
 UNKNOWN = "Apprise cannot use this {}:// URL (unknown service or missing parts)"
 EXPECTED: dict[str, str | None] = {
     "console://": None,
@@ -40,16 +37,7 @@ print(json.dumps({"answers": answers, "apprise_loaded": "apprise" in sys.modules
 
 
 def test_a_process_checks_target_urls_without_loading_apprise_and_gets_apprises_answers() -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK_IN_A_FRESH_PROCESS, json.dumps(list(EXPECTED))],
-        check=False,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
-
-    assert done.returncode == 0, done.stderr
+    done = run_snippet(CHECK_IN_A_FRESH_PROCESS, json.dumps(list(EXPECTED)))
     result = json.loads(done.stdout)
     assert result == {"answers": EXPECTED, "apprise_loaded": False}
 
@@ -90,16 +78,7 @@ print(json.dumps({"answers": answers, "logged": logged}))
 
 def test_when_the_child_process_cannot_run_the_urls_are_checked_here(tmp_path: Path) -> None:
     urls = ["nope://secret@y", "json://127.0.0.1:9/other"]
-    done = subprocess.run(
-        [sys.executable, "-c", CHECK_WITHOUT_A_CHILD, json.dumps(urls), str(tmp_path / "none")],
-        check=False,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        timeout=120,
-    )
-
-    assert done.returncode == 0, done.stderr
+    done = run_snippet(CHECK_WITHOUT_A_CHILD, json.dumps(urls), str(tmp_path / "none"))
     result = json.loads(done.stdout)
     assert result["answers"] == {urls[0]: UNKNOWN.format("nope"), urls[1]: None}
     (logged,) = result["logged"]

@@ -26,26 +26,31 @@ PHRASES = ['"peace talks"', '"vladimir putin"', '"a b"', '"talks a"', '"putin tr
 PATTERNS = [r"/pea.e/", r"/t[a-z]+s/", r"/putin \w+/", r"/\bsanction/", r"/x*/", r"/^a/", "/b$/"]
 FIELDS = ["title", "summary", "content", "author", "category"]
 
+
+def _entries(text: st.SearchStrategy[str]) -> st.SearchStrategy[Entry]:
+    return st.builds(
+        lambda title, summary, content, author, categories: Entry(
+            feed="Feed",
+            key="key",
+            link_key=None,
+            content_hash="hash",
+            title=title,
+            link=None,
+            summary=summary,
+            content=content,
+            author=author,
+            categories=tuple(categories),
+        ),
+        text,
+        text,
+        text,
+        text,
+        st.lists(text, max_size=3),
+    )
+
+
 words = st.lists(st.sampled_from(TEXT_WORDS), max_size=8).map(" ".join)
-entries = st.builds(
-    lambda title, summary, content, author, categories: Entry(
-        feed="Feed",
-        key="key",
-        link_key=None,
-        content_hash="hash",
-        title=title,
-        link=None,
-        summary=summary,
-        content=content,
-        author=author,
-        categories=tuple(categories),
-    ),
-    words,
-    words,
-    words,
-    words,
-    st.lists(words, max_size=3),
-)
+entries = _entries(words)
 
 sides = st.one_of(
     st.sampled_from(QUERY_WORDS + PREFIXES + PHRASES + ["@Putin", "@Trump", "@Talks"]),
@@ -239,23 +244,7 @@ def _entry(title: str) -> Entry:
 # Long texts, so that NEAR's sides are often both present but far apart: the window check
 # that rejects those before listing places must never reject a pair the reference finds.
 long_words = st.lists(st.sampled_from([*TEXT_WORDS, "y", "z", "w"]), max_size=40).map(" ".join)
-long_entries = st.builds(
-    lambda title, content, categories: Entry(
-        feed="Feed",
-        key="key",
-        link_key=None,
-        content_hash="hash",
-        title=title,
-        link=None,
-        summary="",
-        content=content,
-        author="",
-        categories=tuple(categories),
-    ),
-    long_words,
-    long_words,
-    st.lists(words, max_size=4),
-)
+long_entries = _entries(long_words)
 near_queries = st.tuples(near_sides, st.integers(1, 6), near_sides).map(
     lambda near: f"{near[0]} NEAR/{near[1]} {near[2]}"
 )
