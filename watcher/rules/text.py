@@ -17,10 +17,12 @@ The pipeline, in order:
    split it, so words in such scripts stay whole.
 
 Speed: a regex ``findall`` costs about 0.25 µs per token, most of a news entry's matching
-cost. Text that is ASCII once common punctuation (curly quotes, dashes, no-break spaces,
-which only ever separate tokens) is blanked out takes ``str.translate`` and ``str.split``
-instead, about five times faster, with the same tokens (a property test holds the two
-paths to each other).
+cost. Typographic punctuation that steps 3-5 would only turn into a separator (curly quotes,
+dashes, no-break spaces; ``_separates_alone`` decides, character by character) is blanked
+before step 3, so English text with curly quotes skips the Unicode normalizations (2 KB: 58
+-> 11 µs); text that is then ASCII takes ``str.translate`` and ``str.split`` instead of the
+regex, about five times faster. Tests hold both shortcuts to the definition (``_fold_fully``
+and the regex): a property test, and every character from U+00A0 to U+20CF in company.
 """
 
 from __future__ import annotations
@@ -105,15 +107,45 @@ _COMMON_SEPARATORS = re.compile(f"[{_char_class(_is_separator, _SEPARATOR_RANGES
 _ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c).isalnum()})
 
 
-def _fold(text: str) -> tuple[str, bool]:
-    """Steps 1-4 (tags, entities, NFKC, casefold, diacritics); also: any astral characters?"""
-    text = html.unescape(_HTML_TAG.sub(" ", text))
+def _fold_fully(text: str) -> tuple[str, bool]:
+    """Steps 1-4 (tags, entities, NFKC, casefold, diacritics), as defined, without shortcuts;
+    also: any astral characters?"""
+    return _normalized(html.unescape(_HTML_TAG.sub(" ", text)))
+
+
+def _normalized(text: str) -> tuple[str, bool]:
+    """Steps 3-4."""
     if text.isascii():
         return text.lower(), False
     text = unicodedata.normalize("NFKC", text).casefold()
     astral = _HAS_ASTRAL.search(text) is not None
     text = _DIACRITICS[astral].sub("", unicodedata.normalize("NFKD", text))
     return unicodedata.normalize("NFC", text), astral
+
+
+def _separates_alone(char: str) -> bool:
+    """Whether steps 3-5 make ``char`` a separator and nothing else, in any company: then
+    blanking it before step 3 gives the same tokens, and spares English text whose only
+    non-ASCII characters are curly quotes and dashes the Unicode normalizations."""
+    if not _is_separator(char):
+        return False
+    folded, _ = _normalized(char)
+    return all(map(_is_separator, folded)) and all(
+        _tokens_by_pattern(*_normalized(f"{left}{char}{right}")) == [left, right]
+        for left, right in (("a", "b"), ("1", "2"), ("ж", "д"))
+    )
+
+
+def _fold(text: str) -> tuple[str, bool]:
+    """_fold_fully's result, sooner: typographic punctuation is blanked before step 3."""
+    text = html.unescape(_HTML_TAG.sub(" ", text))
+    if not text.isascii():
+        for char in _FREQUENT_SEPARATORS:  # str.replace: a fraction of re.sub's cost
+            if char in text:
+                text = text.replace(char, " ")
+        if not text.isascii():
+            text = _PLAIN_SEPARATORS.sub(" ", text)
+    return _normalized(text)
 
 
 def tokenize(text: str) -> list[str]:
@@ -129,6 +161,14 @@ def tokenize(text: str) -> list[str]:
 def _tokens_by_pattern(folded: str, astral: bool) -> list[str]:
     """Step 5 by regex, for any folded text: what the ASCII path must agree with."""
     return _TOKENS[astral].findall(folded)
+
+
+# Built here: _separates_alone needs the functions above.
+_PLAIN_SEPARATORS = re.compile(f"[{_char_class(_separates_alone, _SEPARATOR_RANGES)}]+")
+# The ones most news text has: curly quotes, dashes, ellipsis, no-break space.
+_FREQUENT_SEPARATORS = tuple(
+    char for char in "\u2019\u201c\u201d\u2018\u2014\u2013\u2026\u00a0" if _separates_alone(char)
+)
 
 
 def normalize(text: str) -> str:
