@@ -1,12 +1,12 @@
 """What the parser processes do for one feed's body: parse it, key each entry, and tokenise
 each entry for the matcher. The main thread is then left with storing and matching.
 
-The matchable text (EntryText) travels as each field's tokens joined by single spaces and is
-rebuilt with EntryText.from_joined by the receiver, which splits the tokens off only if
-something asks for them (the compiled matcher reads the joined text): tokens never hold a
-space, and the joined strings pickle to less than half the size of EntryText objects and
-load a third faster. A field whose tokens could not be rebuilt from the joined string
-travels as its tokens.
+The matchable text (EntryText) travels as each field's tokens joined by single spaces
+(entry_text.joined_fields, () for a field without tokens) and is rebuilt with
+EntryText.from_joined by the receiver, which splits the tokens off only if something asks
+for them (the compiled matcher reads the joined text): tokens never hold a space, and the
+joined strings pickle to less than half the size of EntryText objects and load a third
+faster.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from watcher import identity
 from watcher.models import Entry, ParsedFeed
 from watcher.parse import parse_feed
-from watcher.rules.entry_text import EntryText
+from watcher.rules.entry_text import EntryText, joined_fields
 
 # A picklable module-level function (the workers import it by name).
 Parser = Callable[[bytes, Mapping[str, str] | None], ParsedFeed]
@@ -50,14 +50,5 @@ def prepare_feed(
     """Parse, key and tokenise (the job of a parser process; never raises for a bad feed)."""
     parsed = parser(body, headers)
     entries = tuple(identity.keyed(entry, feed_name) for entry in parsed.entries)
-    texts = tuple(_packed(EntryText.from_entry(entry)) for entry in entries)
+    texts = tuple(tuple(joined_fields(entry).items()) for entry in entries)
     return PreparedFeed(dataclasses.replace(parsed, entries=()), entries, texts)
-
-
-def _packed(text: EntryText) -> _Packed:
-    packed: list[tuple[str, str | tuple[str, ...]]] = []
-    for name, tokens in text.fields.items():
-        joined = text.padded(name)[1:-1]  # " ".join(tokens), which EntryText made already
-        rebuilt = joined != "" and joined.count(" ") == len(tokens) - 1
-        packed.append((name, joined if rebuilt else tuple(tokens)))
-    return tuple(packed)

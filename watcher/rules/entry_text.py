@@ -6,9 +6,9 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
 from watcher.models import Entry
-from watcher.rules.text import tokenize
+from watcher.rules.text import normalize, tokenize
 
-__all__ = ["CATEGORY_SEPARATOR", "EntryText"]
+__all__ = ["CATEGORY_SEPARATOR", "EntryText", "joined_fields"]
 
 CATEGORY_SEPARATOR = ""  # tokens are never empty, so no term or phrase matches across it
 # The fields that may hold CATEGORY_SEPARATOR; the others are one segment, which segments()
@@ -67,17 +67,7 @@ class EntryText:
 
     @classmethod
     def from_entry(cls, entry: Entry) -> EntryText:
-        return cls(
-            {
-                "title": tuple(tokenize(entry.title)),
-                "summary": tuple(tokenize(entry.summary)),
-                "content": tuple(tokenize(entry.content)),
-                "author": tuple(tokenize(entry.author)),
-                "category": _kept_apart(entry.categories),
-                "link": tuple(tokenize(entry.link or "")),
-                "feed": tuple(tokenize(entry.feed)),
-            }
-        )
+        return cls.from_joined(joined_fields(entry))
 
     def tokens(self, field: str) -> tuple[str, ...]:
         tokens = self._tokens.get(field)
@@ -129,6 +119,21 @@ class EntryText:
             index = {name: _positions_of(tokens) for name, tokens in self.fields.items()}
             object.__setattr__(self, "_index", index)
         return index
+
+
+def joined_fields(entry: Entry) -> dict[str, str | tuple[str, ...]]:
+    """Each field of ``entry`` tokenized, its tokens joined by single spaces, () for a field
+    without any: what EntryText.from_joined takes, and what the parser processes send."""
+    joined = {
+        "title": normalize(entry.title),
+        "summary": normalize(entry.summary),
+        "content": normalize(entry.content),
+        "author": normalize(entry.author),
+        "category": " ".join(_kept_apart(entry.categories)),
+        "link": normalize(entry.link or ""),
+        "feed": normalize(entry.feed),
+    }
+    return {name: value or () for name, value in joined.items()}
 
 
 def _positions_of(tokens: Sequence[str]) -> dict[str, tuple[int, ...]]:
