@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from urllib.parse import quote, unquote_plus, urlsplit, urlunsplit
 
 from watcher.models import Entry, ParsedEntry
+
+_WHITESPACE = re.compile(r"\s")
 
 # Query parameters that only say how a reader arrived; utm_* is matched by prefix.
 TRACKING_PARAMS = frozenset(
@@ -62,7 +65,13 @@ def canonical_url(url: str) -> str:
 
 def _escape_spaces(text: str) -> str:
     # Raw whitespace at the end would be stripped on the next call: encode it instead.
-    return "".join(quote(ch) if ch.isspace() else ch for ch in text)
+    # (For str patterns re's \s is exactly str.isspace; a scan is ~10x cheaper than a
+    # generator over every character.)
+    return _WHITESPACE.sub(_quoted, text)
+
+
+def _quoted(match: re.Match[str]) -> str:
+    return quote(match.group())
 
 
 def _is_tracking(name: str) -> bool:

@@ -44,6 +44,10 @@ from watcher.models import Entry, ParsedEntry
         ("https://example.org/a?utm=keep", "https://example.org/a?utm=keep"),
         ("  https://example.org/a  ", "https://example.org/a"),
         ("https://example.org/a b?q=c d", "https://example.org/a%20b?q=c%20d"),
+        (
+            "https://example.org/a\u00a0b\u2003?q=\x1cd",
+            "https://example.org/a%C2%A0b%E2%80%83?q=%1Cd",
+        ),
         ("https://user@Example.org/", "https://user@example.org/"),
         ("http://[2001:DB8::1]:80/x", "http://[2001:db8::1]/x"),
         ("http://[::1]:8080", "http://[::1]:8080/"),
