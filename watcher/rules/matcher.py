@@ -44,10 +44,19 @@ class _CompiledRule:
 class RuleSet:
     """Rules with their queries parsed and compiled once; matching is pure and thread-safe."""
 
-    __slots__ = ("_compiled", "_every_feed", "_every_rule", "_feed_names", "_feed_tags", "_matcher")
+    __slots__ = (
+        "_compiled",
+        "_every_feed",
+        "_every_rule",
+        "_feed_names",
+        "_feed_tags",
+        "_matcher",
+        "_names",
+    )
 
     def __init__(self, compiled: Iterable[_CompiledRule]) -> None:
         self._compiled = tuple(compiled)
+        self._names = tuple(compiled.rule.name for compiled in self._compiled)
         self._matcher = CompiledRules([rule.queries for rule in self._compiled])
         scopes = [scope for compiled in self._compiled for scope in compiled.rule.feeds]
         self._every_feed = any(not compiled.rule.feeds for compiled in self._compiled)
@@ -76,14 +85,17 @@ class RuleSet:
         self, text: EntryText, entry_key: str, feed_name: str, feed_tags: Collection[str] = ()
     ) -> list[Match]:
         """One Match per rule that applies to the feed and has a query that matches."""
-        compiled = self._compiled
+        applies = None
+        if not self._every_rule:
+            compiled = self._compiled
 
-        def applies(index: int) -> bool:
-            return compiled[index].applies_to(feed_name, feed_tags)
+            def applies(index: int) -> bool:
+                return compiled[index].applies_to(feed_name, feed_tags)
 
+        names = self._names
         return [
-            Match(compiled[index].rule.name, entry_key, terms)
-            for index, terms in self._matcher.matches(text, None if self._every_rule else applies)
+            Match(names[index], entry_key, terms)
+            for index, terms in self._matcher.matches(text, applies)
         ]
 
     def match_text_reference(
