@@ -4,9 +4,9 @@ Every query of every rule is compiled once:
 
 - each term, phrase, entity alias and prefix becomes a key of ONE native scanner
   (watcher.rules.keyscan) that runs over a field's tokens joined by single spaces, with a
-  space at both ends. A term
-  or phrase is the key " a b " and so matches whole tokens only; a prefix is " sanction".
-  Categories are kept apart by a double space, which no key contains.
+  space at both ends. A term or phrase is the key " a b " and so matches whole tokens only;
+  a prefix is " sanction". Categories are kept apart by a double space, which no key
+  contains.
 - each /pattern/ joins an RE2 Set, which tells in one pass which patterns can match a field.
 - each query becomes a predicate over the keys an entry contains, per scope (the fields an
   unfielded term looks at, or one field); a function that lists its hits once it matched;
