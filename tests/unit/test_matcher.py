@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.support.entries import entry
 from watcher.errors import RuleSyntaxError
 from watcher.models import Entry, Match, Rule
 from watcher.rules.entry_text import SEGMENTED_FIELDS
@@ -16,31 +17,6 @@ ENTITIES = {
     "Putin": ["Vladimir Putin", "Putin", "Путин"],
     "Trump": ["Donald Trump", "Trump"],
 }
-
-
-def entry(
-    title: str = "",
-    summary: str = "",
-    content: str = "",
-    *,
-    author: str = "",
-    categories: tuple[str, ...] = (),
-    link: str | None = None,
-    feed: str = "Sample",
-    key: str = "key-1",
-) -> Entry:
-    return Entry(
-        feed=feed,
-        key=key,
-        link_key=link,
-        content_hash="hash",
-        title=title,
-        link=link,
-        summary=summary,
-        content=content,
-        author=author,
-        categories=categories,
-    )
 
 
 def matches(query: str, item: Entry) -> bool:

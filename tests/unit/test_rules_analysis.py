@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from watcher.models import Entry
+from tests.support.entries import entry
 from watcher.rules.analysis import MAX_ATOMS, Finding, RuleProblem, Severity, problems
 from watcher.rules.matcher import EntryText, evaluate
 from watcher.rules.query import DEFAULT_FIELDS, And, Field, Node, Not, Or, parse_query
@@ -199,18 +199,7 @@ def _combined(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
 queries = st.recursive(_operand(st.sampled_from(QUERY_LEAVES)), _combined, max_leaves=5)
 texts = st.lists(st.sampled_from(WORDS), max_size=6).map(" ".join)
 entries = st.builds(
-    lambda title, summary, content: EntryText.from_entry(
-        Entry(
-            feed="f",
-            key="k",
-            link_key=None,
-            content_hash="h",
-            title=title,
-            link=None,
-            summary=summary,
-            content=content,
-        )
-    ),
+    lambda title, summary, content: EntryText.from_entry(entry(title, summary, content)),
     texts,
     texts,
     texts,

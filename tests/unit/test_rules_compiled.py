@@ -6,6 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.support.entries import entry
 from watcher.models import Entry, Match, Rule
 from watcher.rules.compiled import CompiledRules
 from watcher.rules.matcher import EntryText, RuleSet, evaluate
@@ -29,17 +30,8 @@ FIELDS = ["title", "summary", "content", "author", "category"]
 
 def _entries(text: st.SearchStrategy[str]) -> st.SearchStrategy[Entry]:
     return st.builds(
-        lambda title, summary, content, author, categories: Entry(
-            feed="Feed",
-            key="key",
-            link_key=None,
-            content_hash="hash",
-            title=title,
-            link=None,
-            summary=summary,
-            content=content,
-            author=author,
-            categories=tuple(categories),
+        lambda title, summary, content, author, categories: entry(
+            title, summary, content, author=author, categories=tuple(categories)
         ),
         text,
         text,
@@ -203,9 +195,9 @@ def test_rules_that_need_no_term_are_still_evaluated() -> None:
         ],
         ENTITIES,
     )
-    assert [found.rule for found in rules.match(_entry("Trump a"))] == []
-    assert [found.rule for found in rules.match(_entry("news"))] == ["quiet", "either"]
-    assert rules.match(_entry("Putin")) == [
+    assert [found.rule for found in rules.match(entry("Trump a"))] == []
+    assert [found.rule for found in rules.match(entry("news"))] == ["quiet", "either"]
+    assert rules.match(entry("Putin")) == [
         Match("quiet", "key", ()),
         Match("either", "key", ("putin",)),
         Match("putin", "key", ("putin",)),
@@ -224,7 +216,7 @@ def test_matching_lists_rule_indexes_in_order() -> None:
     compiled = CompiledRules(
         [[parse_query(query, ENTITIES) for query in found] for found in queries]
     )
-    text = EntryText.from_entry(_entry("Putin talks a b"))
+    text = EntryText.from_entry(entry("Putin talks a b"))
     assert compiled.matching(text) == [1, 2, 3, 5]
     assert compiled.matches(text, applies=lambda index: index != 2) == [
         (1, ("putin",)),
@@ -234,11 +226,7 @@ def test_matching_lists_rule_indexes_in_order() -> None:
 
 
 def test_an_empty_rule_list_matches_nothing() -> None:
-    assert CompiledRules([]).matching(EntryText.from_entry(_entry("Putin"))) == []
-
-
-def _entry(title: str) -> Entry:
-    return Entry(feed="Feed", key="key", link_key=None, content_hash="h", title=title, link=None)
+    assert CompiledRules([]).matching(EntryText.from_entry(entry("Putin"))) == []
 
 
 # Long texts, so that NEAR's sides are often both present but far apart: the window check
@@ -291,7 +279,7 @@ def test_near_pairs_a_phrase_at_the_edge_of_the_distance(
         [Rule(name="r", queries=(f'"peace talks" NEAR/{distance} "vladimir putin"',), notify=())],
         ENTITIES,
     )
-    text = EntryText.from_entry(_entry(f"x {content} y"))
+    text = EntryText.from_entry(entry(f"x {content} y"))
     expected = rules.match_text_reference(text, "key", "Feed")
     assert bool(expected) == (gap == 0)
     assert rules.match_text(text, "key", "Feed") == expected

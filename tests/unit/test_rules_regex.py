@@ -4,32 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support.entries import entry
 from watcher.models import Entry, Match, Rule
 from watcher.rules.matcher import EntryText, RuleSet, evaluate
 from watcher.rules.patterns import find_all, pattern_error
 from watcher.rules.query import parse_query
-
-
-def entry(
-    title: str = "",
-    summary: str = "",
-    content: str = "",
-    *,
-    author: str = "",
-    categories: tuple[str, ...] = (),
-) -> Entry:
-    return Entry(
-        feed="Feed",
-        key="key",
-        link_key=None,
-        content_hash="hash",
-        title=title,
-        link=None,
-        summary=summary,
-        content=content,
-        author=author,
-        categories=categories,
-    )
 
 
 def result(query: str, item: Entry) -> tuple[str, ...] | None:
