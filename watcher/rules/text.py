@@ -110,7 +110,12 @@ _ASCII_SEPARATORS = str.maketrans({chr(c): " " for c in range(128) if not chr(c)
 def _fold_fully(text: str) -> tuple[str, bool]:
     """Steps 1-4 (tags, entities, NFKC, casefold, diacritics), as defined, without shortcuts;
     also: any astral characters?"""
-    return _normalized(html.unescape(_HTML_TAG.sub(" ", text)))
+    return _normalized(_untagged(text))
+
+
+def _untagged(text: str) -> str:
+    """Steps 1-2."""
+    return html.unescape(_HTML_TAG.sub(" ", text))
 
 
 def _normalized(text: str) -> tuple[str, bool]:
@@ -138,7 +143,7 @@ def _separates_alone(char: str) -> bool:
 
 def _fold(text: str) -> tuple[str, bool]:
     """_fold_fully's result, sooner: typographic punctuation is blanked before step 3."""
-    text = html.unescape(_HTML_TAG.sub(" ", text))
+    text = _untagged(text)
     if not text.isascii():
         for char in _FREQUENT_SEPARATORS:  # str.replace: a fraction of re.sub's cost
             if char in text:
