@@ -117,7 +117,7 @@ class EntryText:
         if index is None:
             # Built at most once per entry; two threads racing would build equal indexes.
             index = {name: _positions_of(tokens) for name, tokens in self.fields.items()}
-            object.__setattr__(self, "_index", index)
+            self._index = index
         return index
 
 
