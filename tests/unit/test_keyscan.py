@@ -47,10 +47,11 @@ def scanned(
     index: KeyIndex, texts: Sequence[str | None], extra: Sequence[Sequence[int]] | None = None
 ) -> tuple[list[int], list[set[int]]]:
     more = None if extra is None else tuple(list(keys) for keys in extra)
-    candidates, found = index.scan(tuple(texts), more)
-    for keys in found:
-        assert len(keys) == len(set(keys)), "a key is reported once per field"
-    return candidates, [set(keys) for keys in found]
+    candidates, flags = index.scan(tuple(texts), more)
+    assert all(byte < 1 << len(texts) for byte in flags), "a bit beyond the fields"
+    return candidates, [
+        {key for key, byte in enumerate(flags) if byte >> field & 1} for field in range(len(texts))
+    ]
 
 
 KEYS = {" putin ": 0, " vladimir putin ": 1, " sanc": 2, " зеленскии ": 3, " a a ": 4}
@@ -165,6 +166,12 @@ def test_inconsistent_tables_are_refused() -> None:
         KeyScanner(
             1, ints(0, 0), b"", ints(), ints(-1), starts, clauses, ints(0, 1), ints(3), ints(1)
         )
+    with pytest.raises(ValueError, match="only edge must be a space"):
+        KeyScanner(
+            1, ints(0, 1, 1), b"x", ints(1), ints(-1, 0), starts, clauses, ints(0), ints(), ints()
+        )
+    with pytest.raises(ValueError, match="at most 8"):
+        KeyIndex({}, 0, 9, [], [])
     with pytest.raises(TypeError, match="array"):
         KeyScanner(
             1, array("q", [0, 0]), b"", ints(), ints(-1), starts, clauses, ints(0), ints(), ints()

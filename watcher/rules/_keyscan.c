@@ -23,26 +23,33 @@
 
 #define DENSE_ABOVE 4 /* a node with more edges than this gets a 256-entry table */
 
+/* Side by side, so that bumping a rule's count touches one cache line. */
+typedef struct {
+    uint32_t seen;  /* the call generation `count` belongs to */
+    int32_t count;  /* clauses satisfied in this call */
+} RuleCount;
+
 typedef struct {
     uint32_t generation;
     uint32_t *key_seen;    /* n_keys: the field generation that last found the key */
     uint32_t *clause_seen; /* n_clauses: the call generation that last satisfied it */
-    uint32_t *rule_seen;   /* n_rules: the call generation rule_count belongs to */
-    int32_t *rule_count;   /* n_rules: clauses satisfied in this call */
+    RuleCount *rules;      /* n_rules */
     int32_t *candidates;   /* n_rules */
     Py_ssize_t candidate_count;
     int32_t *found; /* key ids found, field after field */
     Py_ssize_t found_count, found_capacity;
 } Scratch;
 
-/* What one step of the walk reads about a node, on one cache line. */
+enum { LEAF, ONE_EDGE, SPARSE, DENSE };
+
+/* What one step of the walk reads about a node: 12 bytes, so most steps miss the cache at
+ * most once. */
 typedef struct {
-    int32_t first_edge; /* its edges: edge_label and edge_target from here */
-    int32_t edge_count;
-    int32_t dense_row; /* its row of `dense`, or -1 */
-    int32_t key;       /* the key id that ends here, or -1 */
-    int32_t only_target; /* with exactly one edge (most nodes): where it leads */
-    uint8_t only_label;  /* and its label */
+    int32_t key;    /* the key id that ends here, or -1 */
+    int32_t ref;    /* ONE_EDGE: the target; SPARSE: the first edge; DENSE: the row */
+    uint16_t count; /* SPARSE: how many edges */
+    uint8_t label;  /* ONE_EDGE: its label */
+    uint8_t kind;
 } Node;
 
 typedef struct {
@@ -53,6 +60,7 @@ typedef struct {
     int32_t *edge_target;
     int32_t *node_key; /* n_nodes: the key id that ends at the node, or -1 */
     Node *nodes;       /* the walk's copy of the above */
+    int32_t after_space; /* the node the root's only edge (a space) leads to, or -1 */
     int32_t *dense;    /* rows of 256 targets (-1: no edge) */
     int32_t **field_key_start;  /* per field: n_keys + 1 */
     int32_t **field_key_clause; /* per field: the clauses a key found there satisfies */
@@ -130,8 +138,7 @@ scratch_free(Scratch *scratch)
 {
     PyMem_Free(scratch->key_seen);
     PyMem_Free(scratch->clause_seen);
-    PyMem_Free(scratch->rule_seen);
-    PyMem_Free(scratch->rule_count);
+    PyMem_Free(scratch->rules);
     PyMem_Free(scratch->candidates);
     PyMem_Free(scratch->found);
     memset(scratch, 0, sizeof(*scratch));
@@ -143,13 +150,12 @@ scratch_init(Scratch *scratch, const KeyScanner *self)
     memset(scratch, 0, sizeof(*scratch));
     scratch->key_seen = PyMem_Calloc((size_t)self->n_keys + 1, sizeof(uint32_t));
     scratch->clause_seen = PyMem_Calloc((size_t)self->n_clauses + 1, sizeof(uint32_t));
-    scratch->rule_seen = PyMem_Calloc((size_t)self->n_rules + 1, sizeof(uint32_t));
-    scratch->rule_count = PyMem_Calloc((size_t)self->n_rules + 1, sizeof(int32_t));
+    scratch->rules = PyMem_Calloc((size_t)self->n_rules + 1, sizeof(RuleCount));
     scratch->candidates = PyMem_Calloc((size_t)self->n_rules + 1, sizeof(int32_t));
     scratch->found_capacity = 256;
     scratch->found = PyMem_Malloc((size_t)scratch->found_capacity * sizeof(int32_t));
-    if (!scratch->key_seen || !scratch->clause_seen || !scratch->rule_seen ||
-        !scratch->rule_count || !scratch->candidates || !scratch->found) {
+    if (!scratch->key_seen || !scratch->clause_seen || !scratch->rules || !scratch->candidates ||
+        !scratch->found) {
         scratch_free(scratch);
         PyErr_NoMemory();
         return -1;
@@ -194,12 +200,29 @@ build_nodes(KeyScanner *self)
     }
     for (int32_t index = 0; index < self->n_nodes; index++) {
         Node *node = &self->nodes[index];
-        node->first_edge = self->edge_start[index];
-        node->edge_count = self->edge_start[index + 1] - self->edge_start[index];
-        node->dense_row = node->edge_count > DENSE_ABOVE ? (int32_t)rows++ : -1;
+        int32_t first = self->edge_start[index];
+        int32_t count = self->edge_start[index + 1] - first;
         node->key = self->node_key[index];
-        node->only_label = node->edge_count == 1 ? self->edge_label[node->first_edge] : 0;
-        node->only_target = node->edge_count == 1 ? self->edge_target[node->first_edge] : -1;
+        node->count = 0;
+        node->label = 0;
+        if (count == 0) {
+            node->kind = LEAF;
+            node->ref = -1;
+        }
+        else if (count == 1) {
+            node->kind = ONE_EDGE;
+            node->ref = self->edge_target[first];
+            node->label = self->edge_label[first];
+        }
+        else if (count <= DENSE_ABOVE) {
+            node->kind = SPARSE;
+            node->ref = first;
+            node->count = (uint16_t)count;
+        }
+        else {
+            node->kind = DENSE;
+            node->ref = (int32_t)rows++;
+        }
     }
     self->dense = PyMem_Malloc((size_t)(rows > 0 ? rows : 1) * 256 * sizeof(int32_t));
     if (self->dense == NULL) {
@@ -211,13 +234,20 @@ build_nodes(KeyScanner *self)
     }
     for (int32_t index = 0; index < self->n_nodes; index++) {
         const Node *node = &self->nodes[index];
-        for (int32_t edge = node->first_edge; edge < node->first_edge + node->edge_count; edge++) {
-            if (node->dense_row >= 0) {
-                self->dense[(size_t)node->dense_row * 256 + self->edge_label[edge]] =
-                    self->edge_target[edge];
-            }
+        if (node->kind != DENSE) {
+            continue;
+        }
+        for (int32_t edge = self->edge_start[index]; edge < self->edge_start[index + 1]; edge++) {
+            self->dense[(size_t)node->ref * 256 + self->edge_label[edge]] = self->edge_target[edge];
         }
     }
+    /* Every key starts with a space: the walk from a space starts below the root. */
+    int32_t root_edges = self->edge_start[1] - self->edge_start[0];
+    if (root_edges > 1 || (root_edges == 1 && self->edge_label[0] != ' ')) {
+        PyErr_SetString(PyExc_ValueError, "edge_label: the root's only edge must be a space");
+        return -1;
+    }
+    self->after_space = root_edges == 1 ? self->edge_target[0] : -1;
     return 0;
 }
 
@@ -260,9 +290,10 @@ load_fields(KeyScanner *self, PyObject *starts_list, PyObject *clauses_list)
 {
     if (!PyTuple_Check(starts_list) || !PyTuple_Check(clauses_list) ||
         PyTuple_GET_SIZE(starts_list) != PyTuple_GET_SIZE(clauses_list) ||
-        PyTuple_GET_SIZE(starts_list) > 64) {
+        PyTuple_GET_SIZE(starts_list) > 8) {
         PyErr_SetString(PyExc_ValueError,
-                        "field_key_start, field_key_clause: tuples of one array per field");
+                        "field_key_start, field_key_clause: tuples of one array per field, "
+                        "at most 8");
         return -1;
     }
     self->n_fields = (int32_t)PyTuple_GET_SIZE(starts_list);
@@ -356,19 +387,23 @@ KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static inline int32_t
 step(const KeyScanner *self, const Node *node, uint8_t byte)
 {
-    if (node->edge_count == 1) {
-        return node->only_label == byte ? node->only_target : -1;
-    }
-    if (node->dense_row >= 0) {
-        return self->dense[(size_t)node->dense_row * 256 + byte];
-    }
-    const uint8_t *labels = self->edge_label + node->first_edge;
-    for (int32_t i = 0; i < node->edge_count; i++) {
-        if (labels[i] == byte) {
-            return self->edge_target[node->first_edge + i];
+    switch (node->kind) {
+    case ONE_EDGE:
+        return node->label == byte ? node->ref : -1;
+    case DENSE:
+        return self->dense[(size_t)node->ref * 256 + byte];
+    case SPARSE: {
+        const uint8_t *labels = self->edge_label + node->ref;
+        for (int32_t i = 0; i < node->count; i++) {
+            if (labels[i] == byte) {
+                return self->edge_target[node->ref + i];
+            }
         }
+        return -1;
     }
-    return -1;
+    default:
+        return -1;
+    }
 }
 
 /* Records key `key` found in field `field`; 0, or -1 out of memory. */
@@ -401,12 +436,13 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
         for (int32_t j = self->clause_rule_start[clause]; j < self->clause_rule_start[clause + 1];
              j++) {
             int32_t rule = self->clause_rule[j];
-            if (scratch->rule_seen[rule] != call_generation) {
-                scratch->rule_seen[rule] = call_generation;
-                scratch->rule_count[rule] = 0;
+            RuleCount *counter = &scratch->rules[rule];
+            if (counter->seen != call_generation) {
+                counter->seen = call_generation;
+                counter->count = 0;
             }
             /* Each clause of a rule is counted once, so this holds once per rule. */
-            if (++scratch->rule_count[rule] == self->rule_need[rule]) {
+            if (++counter->count == self->rule_need[rule]) {
                 scratch->candidates[scratch->candidate_count++] = rule;
             }
         }
@@ -418,12 +454,19 @@ static int
 scan_text(const KeyScanner *self, Scratch *scratch, int32_t field, const uint8_t *text,
           Py_ssize_t length, uint32_t field_generation, uint32_t call_generation)
 {
+    if (self->after_space < 0) {
+        return 0; /* no keys */
+    }
+    const Node *below = &self->nodes[self->after_space];
     const uint8_t *end = text + length;
     for (const uint8_t *space = memchr(text, ' ', (size_t)length); space != NULL;
          space = memchr(space + 1, ' ', (size_t)(end - space - 1))) {
-        Py_ssize_t start = space - text;
-        const Node *node = self->nodes; /* the root */
-        for (Py_ssize_t at = start; at < length; at++) {
+        const Node *node = below;
+        if (node->key >= 0 &&
+            found_key(self, scratch, field, node->key, field_generation, call_generation) < 0) {
+            return -1;
+        }
+        for (Py_ssize_t at = space - text + 1; at < length; at++) {
             int32_t next = step(self, node, text[at]);
             if (next < 0) {
                 break;
@@ -559,33 +602,32 @@ int_list(const int32_t *values, Py_ssize_t count)
     return list;
 }
 
-/* (candidates, found): the rules with every clause satisfied, ascending, and per field the
- * key ids found there, in the order first found. */
+/* (candidates, flags): the rules with every clause satisfied, ascending, and per key id a
+ * byte whose bit f tells that field f has the key. */
 static PyObject *
-build_result(const Scratch *scratch, const Py_ssize_t *field_end, int32_t n_fields)
+build_result(const KeyScanner *self, const Scratch *scratch, const Py_ssize_t *field_end)
 {
-    PyObject *found = PyTuple_New(n_fields);
-    if (found == NULL) {
+    PyObject *flags = PyBytes_FromStringAndSize(NULL, self->n_keys);
+    if (flags == NULL) {
         return NULL;
     }
+    uint8_t *bits = (uint8_t *)PyBytes_AS_STRING(flags);
+    memset(bits, 0, (size_t)self->n_keys);
     Py_ssize_t start = 0;
-    for (int32_t f = 0; f < n_fields; f++) {
-        PyObject *keys = int_list(scratch->found + start, field_end[f] - start);
-        if (keys == NULL) {
-            Py_DECREF(found);
-            return NULL;
+    for (int32_t f = 0; f < self->n_fields; f++) {
+        for (Py_ssize_t i = start; i < field_end[f]; i++) {
+            bits[scratch->found[i]] |= (uint8_t)(1u << f);
         }
-        PyTuple_SET_ITEM(found, f, keys);
         start = field_end[f];
     }
     PyObject *candidates = int_list(scratch->candidates, scratch->candidate_count);
     if (candidates == NULL) {
-        Py_DECREF(found);
+        Py_DECREF(flags);
         return NULL;
     }
-    PyObject *result = PyTuple_Pack(2, candidates, found);
+    PyObject *result = PyTuple_Pack(2, candidates, flags);
     Py_DECREF(candidates);
-    Py_DECREF(found);
+    Py_DECREF(flags);
     return result;
 }
 
@@ -595,7 +637,7 @@ scan_all(const KeyScanner *self, Scratch *scratch, const FieldInput *inputs, Py_
     if (scratch->generation > UINT32_MAX - (uint32_t)self->n_fields - 2) {
         memset(scratch->key_seen, 0, (size_t)self->n_keys * sizeof(uint32_t));
         memset(scratch->clause_seen, 0, (size_t)self->n_clauses * sizeof(uint32_t));
-        memset(scratch->rule_seen, 0, (size_t)self->n_rules * sizeof(uint32_t));
+        memset(scratch->rules, 0, (size_t)self->n_rules * sizeof(RuleCount));
         scratch->generation = 0;
     }
     uint32_t call_generation = ++scratch->generation;
@@ -649,13 +691,13 @@ KeyScanner_scan(KeyScanner *self, PyObject *args)
     else {
         self->busy = 1;
     }
-    Py_ssize_t field_end[64];
+    Py_ssize_t field_end[8];
     PyObject *result = NULL;
     if (scan_all(self, scratch, inputs, field_end) < 0) {
         PyErr_NoMemory();
     }
     else {
-        result = build_result(scratch, field_end, self->n_fields);
+        result = build_result(self, scratch, field_end);
     }
     if (borrowed) {
         self->busy = 0;
@@ -670,10 +712,10 @@ KeyScanner_scan(KeyScanner *self, PyObject *args)
 
 static PyMethodDef KeyScanner_methods[] = {
     {"scan", (PyCFunction)KeyScanner_scan, METH_VARARGS,
-     "scan(texts, extra=None) -> (candidates, found)\n\n"
+     "scan(texts, extra=None) -> (candidates, flags)\n\n"
      "texts: per field its padded text or None. extra: None or per field key ids found "
-     "otherwise. candidates: the rules whose clauses all hold, ascending. found: per field "
-     "the key ids found there."},
+     "otherwise. candidates: the rules whose clauses all hold, ascending. flags: per key id "
+     "a byte, bit f set when field f has the key."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -29,7 +29,7 @@ import dataclasses
 import functools
 import itertools
 import operator
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence, Set
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import re2
@@ -39,6 +39,7 @@ from watcher.rules.keyscan import KeyIndex
 from watcher.rules.patterns import OPTIONS, compile_pattern, find_all
 from watcher.rules.query import (
     DEFAULT_FIELDS,
+    FIELDS,
     And,
     Entity,
     Field,
@@ -57,7 +58,7 @@ __all__ = ["CompiledRules"]
 _NO_MATCH = Evaluation(False)
 
 _Scope = tuple[str, ...]
-_Predicate = Callable[["_Found"], bool]
+_Predicate = Callable[["_Found"], int]  # truthy when the node matches
 _Hits = Callable[["_Found"], tuple[str, ...]]  # only called once the node matched
 # A NEAR side's occurrences in some of the fields (the others cannot pair).
 _Places = Callable[["_Found", Collection[str]], list[Occurrence]]
@@ -68,39 +69,20 @@ _SET_OPTIONS.max_mem = 64 << 20  # bytes for the DFA of one Set, grown only as t
 # Matches at the end of every text: a Set that does not report it gave up before the end.
 _SENTINEL = r"\z"
 _NO_KEY = -1  # what the sentinel reports: a key id no trigger or predicate looks for
+# The native scan numbers fields as FIELDS does; a key's byte of flags has one bit per field.
+_BIT = {field: 1 << index for index, field in enumerate(FIELDS)}
 
 
 class _Found:
-    """What one entry contains: the key ids found per field and per scope (sets made once
-    a predicate or a hits function asks)."""
+    """What one entry contains: per key id, a byte with bit ``_BIT[field]`` set for each
+    field the key is found in."""
 
-    __slots__ = ("_evaluations", "_fields", "_found", "_keys", "_layout", "text")
+    __slots__ = ("_evaluations", "flags", "text")
 
-    def __init__(self, text: EntryText, layout: _Layout, found: Sequence[list[int]]) -> None:
+    def __init__(self, text: EntryText, flags: bytes) -> None:
         self.text = text
-        self._layout = layout
-        self._found = found  # per field of the layout, the key ids found in it
-        self._fields: dict[str, Set[int]] | None = None
-        self._keys: list[Set[int]] | None = None
+        self.flags = flags
         self._evaluations: dict[int, Evaluation] = {}
-
-    @property
-    def fields(self) -> Mapping[str, Set[int]]:
-        """Field -> key ids found in it."""
-        fields = self._fields
-        if fields is None:
-            found = zip(self._layout.fields, self._found, strict=True)
-            fields = self._fields = {name: set(ids) for name, ids in found}
-        return fields
-
-    @property
-    def keys(self) -> Sequence[Set[int]]:
-        """Scope id -> key ids found in any of its fields."""
-        keys = self._keys
-        if keys is None:
-            fields = self.fields
-            keys = self._keys = [_union(fields, scope) for scope in self._layout.scopes]
-        return keys
 
     def evaluation(self, slot: int, compute: Callable[[_Found], Evaluation]) -> Evaluation:
         """``compute(self)``, once per entry even when rules share the node of ``slot``."""
@@ -108,14 +90,6 @@ class _Found:
         if result is None:
             result = self._evaluations[slot] = compute(self)
         return result
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Layout:
-    """The fields any query looks at, and each scope (by id) as its fields."""
-
-    fields: tuple[str, ...]
-    scopes: tuple[_Scope, ...]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -147,7 +121,7 @@ class CompiledRules:
         "_exact",
         "_hits",
         "_index",
-        "_layout",
+        "_labels",
         "_pattern_sets",
         "_plan",
         "_predicates",
@@ -161,6 +135,7 @@ class CompiledRules:
         self._predicates = tuple(rule.matched for rule in compiled)
         self._hits = tuple(rule.hits for rule in compiled)
         self._exact = tuple(rule.exact for rule in compiled)
+        self._labels = tuple(rule.labels for rule in compiled)
         # A rule is a candidate for an entry once the entry has a key of each of its clauses;
         # an exact rule has then matched, any other runs its predicate. Clauses are shared
         # (many rules need @Putin), so each distinct one gets an id.
@@ -171,23 +146,21 @@ class CompiledRules:
         ]
         self._unguarded = tuple(index for index, ids in enumerate(rule_clauses) if not ids)
         scopes = tuple(builder.scopes)
-        fields = tuple(dict.fromkeys(field for scope in scopes for field in scope))
-        self._layout = _Layout(fields, scopes)
-        field_index = {field: index for index, field in enumerate(fields)}
+        field_index = {field: index for index, field in enumerate(FIELDS)}
         self._index = KeyIndex(
             builder.keys,
             len(builder.keys) + len(builder.patterns),
-            len(fields),
+            len(FIELDS),
             [
                 {(field_index[field], key) for scope, key in keys for field in scopes[scope]}
                 for keys in clause_ids
             ],
             rule_clauses,
         )
-        # Per field of the layout: whether the scan reads its text, whether RE2 Sets run on it.
+        # Per field: whether the scan reads its text, whether RE2 Sets run on it.
         self._plan = tuple(
             (field, field in builder.key_fields, field in builder.pattern_fields)
-            for field in fields
+            for field in FIELDS
         )
         self._pattern_sets = _pattern_sets(builder.patterns)
 
@@ -202,12 +175,14 @@ class CompiledRules:
     ) -> list[tuple[int, tuple[str, ...]]]:
         """(index, hits) of each rule that ``applies`` and matches ``text``, ascending."""
         found, candidates = self._candidates(text)
-        exact, predicates, hits = self._exact, self._predicates, self._hits
-        return [
-            (index, hits[index](found))
-            for index in candidates
-            if (applies is None or applies(index)) and (exact[index] or predicates[index](found))
-        ]
+        exact, predicates, hits, labels = self._exact, self._predicates, self._hits, self._labels
+        matches = []
+        for index in candidates:
+            if (applies is None or applies(index)) and (exact[index] or predicates[index](found)):
+                # Most rules have the same hits on every match: no call, no closure to visit.
+                constant = labels[index]
+                matches.append((index, hits[index](found) if constant is None else constant))
+        return matches
 
     def _candidates(self, text: EntryText) -> tuple[_Found, list[int]]:
         plan = self._plan
@@ -220,10 +195,10 @@ class CompiledRules:
             extra = tuple(
                 self._pattern_keys(text, field) if patterns else None for field, _, patterns in plan
             )
-        candidates, found = self._index.scan(texts, extra)
+        candidates, flags = self._index.scan(texts, extra)
         if self._unguarded:
             candidates = sorted(candidates + list(self._unguarded))
-        return _Found(text, self._layout, found), candidates
+        return _Found(text, flags), candidates
 
     def _pattern_keys(self, text: EntryText, field: str) -> list[int]:
         """The key ids of the patterns RE2's Sets report as possible in ``field``."""
@@ -237,10 +212,16 @@ class CompiledRules:
         return keys
 
 
-def _union(fields: Mapping[str, Set[int]], scope: _Scope) -> Set[int]:
-    if len(scope) == 1:
-        return fields[scope[0]]
-    return set().union(*(fields[field] for field in scope))
+def _mask(scope: _Scope) -> int:
+    return sum(_BIT[field] for field in scope)
+
+
+def _has_any(flags: bytes, keys: Iterable[int], mask: int) -> bool:
+    """Whether one of ``keys`` is found in a field of ``mask``."""
+    for key in keys:  # noqa: SIM110 - a plain loop, as any() over a generator is slower
+        if flags[key] & mask:
+            return True
+    return False
 
 
 def _pattern_sets(patterns: Mapping[str, int]) -> tuple[tuple[Any, tuple[int, ...]], ...]:
@@ -333,14 +314,15 @@ class _Builder:
         """A node that matches where one of ``keys`` is found; ``hits`` a str: its label."""
         scope_id = self._scope(scope)
         self.key_fields.update(scope)
-        key_ids = frozenset(self._key(key) for key in keys)
+        key_ids = tuple(dict.fromkeys(self._key(key) for key in keys))
         clause = _Clause(frozenset((scope_id, key_id) for key_id in key_ids), cost)
+        mask = _mask(scope)
         matched: _Predicate
         if len(key_ids) == 1:
             (only,) = key_ids
-            matched = lambda found: only in found.keys[scope_id]  # noqa: E731
+            matched = lambda found: found.flags[only] & mask  # noqa: E731
         else:
-            matched = lambda found: not key_ids.isdisjoint(found.keys[scope_id])  # noqa: E731
+            matched = lambda found: _has_any(found.flags, key_ids, mask)  # noqa: E731
         if isinstance(hits, str):
             return _Compiled(matched, _constant(hits), (clause,), exact=True, labels=(hits,))
         return _Compiled(matched, hits, (clause,), exact=True)
@@ -354,21 +336,22 @@ class _Builder:
         key_id = self.patterns.setdefault(pattern, len(self.keys) + len(self.patterns))
         compile_pattern(pattern)  # now rather than when the first entry needs it
         slot = self._slot(node, scope)
+        mask = _mask(scope)
 
         def evaluation(found: _Found) -> Evaluation:
             # As the reference evaluator does, but only in the fields the Set reported.
-            text = found.text
+            text, flags = found.text, found.flags
             matches = [
                 match
                 for field in scope
-                if key_id in found.fields[field]
+                if flags[key_id] & _BIT[field]
                 for segment in text.segments(field)
                 for match in find_all(pattern, segment)
             ]
             return Evaluation(bool(matches), distinct(matches))
 
-        def matched(found: _Found) -> bool:
-            return key_id in found.keys[scope_id] and found.evaluation(slot, evaluation).matched
+        def matched(found: _Found) -> int:
+            return found.flags[key_id] & mask and found.evaluation(slot, evaluation).matched
 
         def hits(found: _Found) -> tuple[str, ...]:
             return found.evaluation(slot, evaluation).hits
@@ -385,7 +368,7 @@ class _Builder:
             self._side_keys(node.right, scope),
         )
         shared = [
-            (field, keys, right_keys[field])
+            (field, _BIT[field], keys, right_keys[field])
             for field, keys in left_keys.items()
             if field in right_keys
         ]
@@ -402,18 +385,18 @@ class _Builder:
                 tuple((key, texts[key]) for key in (lefts if rare_first else rights)),
                 tuple((key, texts[key]) for key in (rights if rare_first else lefts)),
             )
-            for field, lefts, rights in shared
+            for field, _, lefts, rights in shared
         ]
         longest = max((key.count(" ") for _, _, others in windows for _, key in others), default=0)
         reach = distance + longest + 1  # in tokens, from the rare occurrence's ends
 
         def evaluation(found: _Found) -> Evaluation:
             # Occurrences pair only within a field: only fields with keys of both sides count.
+            flags = found.flags
             fields = {
                 field
-                for field, lefts, rights in shared
-                if not lefts.isdisjoint(found.fields[field])
-                and not rights.isdisjoint(found.fields[field])
+                for field, bit, lefts, rights in shared
+                if _has_any(flags, lefts, bit) and _has_any(flags, rights, bit)
             }
             if not fields or not any(
                 _within_reach(found, field, rare, others, reach)
@@ -423,7 +406,7 @@ class _Builder:
                 return _NO_MATCH
             return near(left_places(found, fields), right_places(found, fields), distance)
 
-        def matched(found: _Found) -> bool:
+        def matched(found: _Found) -> int:
             return (
                 left.matched(found)
                 and right.matched(found)
@@ -572,7 +555,7 @@ def _prefix_hits(scope: _Scope, key_id: int, key: str) -> _Hits:
         return distinct(
             padded[start + 1 : padded.index(" ", start + 1)]
             for field in scope
-            if key_id in found.fields[field]
+            if found.flags[key_id] & _BIT[field]
             for padded in (found.text.padded(field),)
             for start in _starts(padded, key)
         )
@@ -589,8 +572,8 @@ def _entity_hits(scope: _Scope, aliases: tuple[tuple[int, str, str], ...], slot:
     def evaluation(found: _Found) -> Evaluation:
         labels: list[str] = []
         for field in scope:
-            present = found.fields[field]
-            here = [(key, label) for key_id, key, label in aliases if key_id in present]
+            flags, bit = found.flags, _BIT[field]
+            here = [(key, label) for key_id, key, label in aliases if flags[key_id] & bit]
             if len(here) == 1:  # one alias: where it occurs cannot change the hits
                 labels.append(here[0][1])
                 continue
@@ -613,12 +596,12 @@ def _sequence_places(scope: _Scope, sequences: tuple[tuple[int, str, int, str], 
         for field in scope:
             if field not in fields:
                 continue
-            present = found.fields[field]
+            flags, bit = found.flags, _BIT[field]
             padded = found.text.padded(field)
             in_field = [
                 Occurrence(field, first, first + size - 1, label)
                 for key_id, key, size, label in sequences
-                if key_id in present
+                if flags[key_id] & bit
                 for _, first in _token_starts(padded, key)
             ]
             if len(sequences) > 1:
@@ -634,7 +617,7 @@ def _prefix_places(scope: _Scope, key_id: int, key: str) -> _Places:
         return [
             Occurrence(field, first, first, padded[start + 1 : padded.index(" ", start + 1)])
             for field in scope
-            if field in fields and key_id in found.fields[field]
+            if field in fields and found.flags[key_id] & _BIT[field]
             for padded in (found.text.padded(field),)
             for start, first in _token_starts(padded, key)
         ]
@@ -654,11 +637,11 @@ def _within_reach(
     False means no pair is near enough: an occurrence of the other side that pairs lies,
     whole, within ``reach`` tokens of the rare one (reach counts its length too).
     """
-    present = found.fields[field]
-    near_keys = [key for key_id, key in others if key_id in present]
+    flags, bit = found.flags, _BIT[field]
+    near_keys = [key for key_id, key in others if flags[key_id] & bit]
     padded = found.text.padded(field)
     for key_id, key in rare:
-        if key_id not in present:
+        if not flags[key_id] & bit:
             continue
         for start in _starts(padded, key):
             window = _window(padded, start, start + len(key) - 1, reach)

@@ -21,7 +21,8 @@ __all__ = ["KeyIndex"]
 
 
 class KeyIndex:
-    """Per entry, in one native call: the keys found per field and the candidate rules."""
+    """Per entry, in one native call: the fields each key is found in, and the candidate
+    rules."""
 
     __slots__ = ("_scanner",)
 
@@ -35,7 +36,8 @@ class KeyIndex:
     ) -> None:
         """``keys``: text -> key id (< ``key_count``; ids without text are found by others).
 
-        ``clauses``: per clause id, the (field index, key id) pairs that satisfy it.
+        ``clauses``: per clause id, the (field index, key id) pairs that satisfy it; at most
+        8 fields.
         ``rule_clauses``: per rule, its clause ids; a rule without any is never a candidate.
         """
         starts, labels, targets, node_keys = _trie(keys)
@@ -60,10 +62,10 @@ class KeyIndex:
 
     def scan(
         self, texts: tuple[str | None, ...], extra: tuple[list[int] | None, ...] | None = None
-    ) -> tuple[list[int], tuple[list[int], ...]]:
+    ) -> tuple[list[int], bytes]:
         """``texts``: per field its padded text, or None to skip it; ``extra``: per field
         key ids found otherwise (RE2), or None. Returns the candidate rules, ascending, and
-        per field the key ids found."""
+        per key id a byte whose bit ``f`` is set when field ``f`` has the key."""
         return self._scanner.scan(texts, extra)
 
 
