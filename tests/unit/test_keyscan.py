@@ -6,6 +6,7 @@ text, and the rules each of whose clauses has one of its (field, key) pairs foun
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 from array import array
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.rules._keyscan import KeyScanner
-from watcher.rules.keyscan import KeyIndex
+from watcher.rules.keyscan import KeyIndex, NearCheck, NearEntry
 
 Clause = frozenset[tuple[int, int]]
 
@@ -28,11 +29,18 @@ def expected(
     key_count: int,
     clauses: Sequence[Clause],
     rules: Sequence[frozenset[int]],
+    near_checks: Sequence[NearCheck] = (),
 ) -> tuple[list[int], list[set[int]]]:
+    by_id = {key_id: key for key, key_id in keys.items()}
     found = [
         {key_id for key, key_id in keys.items() if text is not None and key in text}
         | {key for key in more if 0 <= key < key_count}
-        for text, more in zip(texts, extra, strict=True)
+        | {
+            check.key
+            for check in near_checks
+            if text is not None and pairs(check, field, text, by_id)
+        }
+        for field, (text, more) in enumerate(zip(texts, extra, strict=True))
     ]
     satisfied = {
         clause_id
@@ -41,6 +49,25 @@ def expected(
     }
     candidates = [index for index, need in enumerate(rules) if need and need <= satisfied]
     return candidates, found
+
+
+def pairs(check: NearCheck, field: int, text: str, texts: dict[int, str]) -> bool:
+    """Whether a left and a right occurrence in ``text`` are near, as reference.near says:
+    positions count tokens (the spaces before a key's leading space), overlaps never pair."""
+    sides: list[list[tuple[int, int]]] = [[], []]
+    for entry in check.entries:
+        if entry.field != field:
+            continue
+        key = texts[entry.key]
+        starts = [at for at in range(len(text)) if text.startswith(key, at)]
+        sides[entry.side].extend(
+            (text.count(" ", 0, at), text.count(" ", 0, at) + entry.length - 1) for at in starts
+        )
+    return any(
+        0 < right_start - left_end <= check.distance or 0 < left_start - right_end <= check.distance
+        for left_start, left_end in sides[0]
+        for right_start, right_end in sides[1]
+    )
 
 
 def scanned(
@@ -153,29 +180,80 @@ def test_wrong_inputs_are_refused() -> None:
         KeyIndex({"putin ": 0}, 1, 1, [], [])
 
 
-def test_inconsistent_tables_are_refused() -> None:
-    def ints(*values: int) -> array[int]:
-        return array("i", values)
+def ints(*values: int) -> array[int]:
+    return array("i", values)
 
-    starts, clauses = (ints(0, 0),), (ints(),)  # one field, one key, no clauses
+
+def scanner(**tables: object) -> KeyScanner:
+    """A scanner of one field and one key (a space), with ``tables`` replacing the defaults."""
+    arguments: dict[str, object] = {
+        "n_keys": 1,
+        "edge_start": ints(0, 0),
+        "edge_label": b"",
+        "edge_target": ints(),
+        "node_key": ints(-1),
+        "field_key_start": (ints(0, 0),),
+        "field_key_clause": (ints(),),
+        "clause_rule_start": ints(0),
+        "clause_rule": ints(),
+        "rule_need": ints(),
+        "near_key": ints(),
+        "near_distance": ints(),
+        "near_entry_start": ints(0),
+        "near_entry": ints(),
+    }
+    arguments.update(tables)
+    return KeyScanner(**arguments)  # type: ignore[arg-type]
+
+
+def test_inconsistent_tables_are_refused() -> None:
+    scanner()  # the defaults are consistent
     with pytest.raises(ValueError, match="edge_target"):
-        KeyScanner(1, ints(0, 1), b" ", ints(7), ints(-1), starts, clauses, ints(0), ints(), ints())
+        scanner(edge_start=ints(0, 1), edge_label=b" ", edge_target=ints(7))
     with pytest.raises(ValueError, match="node_key"):
-        KeyScanner(1, ints(0, 0), b"", ints(), ints(5), starts, clauses, ints(0), ints(), ints())
+        scanner(node_key=ints(5))
     with pytest.raises(ValueError, match="clause_rule"):
-        KeyScanner(
-            1, ints(0, 0), b"", ints(), ints(-1), starts, clauses, ints(0, 1), ints(3), ints(1)
-        )
+        scanner(clause_rule_start=ints(0, 1), clause_rule=ints(3), rule_need=ints(1))
     with pytest.raises(ValueError, match="only edge must be a space"):
-        KeyScanner(
-            1, ints(0, 1, 1), b"x", ints(1), ints(-1, 0), starts, clauses, ints(0), ints(), ints()
+        scanner(
+            edge_start=ints(0, 1, 1), edge_label=b"x", edge_target=ints(1), node_key=ints(-1, 0)
         )
     with pytest.raises(ValueError, match="at most 8"):
         KeyIndex({}, 0, 9, [], [])
     with pytest.raises(TypeError, match="array"):
-        KeyScanner(
-            1, array("q", [0, 0]), b"", ints(), ints(-1), starts, clauses, ints(0), ints(), ints()
+        scanner(edge_start=array("q", [0, 0]))
+    with pytest.raises(ValueError, match="near_key"):
+        scanner(near_key=ints(3), near_distance=ints(1), near_entry_start=ints(0, 0))
+    with pytest.raises(ValueError, match="one per check"):
+        scanner(near_key=ints(0), near_distance=ints(), near_entry_start=ints(0, 0))
+    with pytest.raises(ValueError, match=r"near_entry\[0\]"):
+        scanner(
+            near_key=ints(0),
+            near_distance=ints(1),
+            near_entry_start=ints(0, 1),
+            near_entry=ints(1, 0, 0, 1),  # field 1 of 1
         )
+
+
+def test_a_near_check_is_found_where_its_sides_lie_close_enough() -> None:
+    keys = {" putin ": 0, " vladimir putin ": 1, " talks ": 2}
+    # Check key 3: @Putin NEAR/2 talks, in field 0 only.
+    check = NearCheck(3, 2, [NearEntry(0, 0, 0, 1), NearEntry(0, 0, 1, 2), NearEntry(0, 1, 2, 1)])
+    index = KeyIndex(keys, 4, 2, [frozenset({(0, 3)})], [frozenset({0})], near_checks=[check])
+    near = [
+        " vladimir putin x x talks ",  # 2 tokens between the end and talks: too far
+        " talks x vladimir putin ",  # 1 before the start
+        " vladimir putin talks ",  # adjacent
+    ]
+    assert [scanned(index, [text, None])[1][0] for text in near] == [
+        {0, 1, 2},
+        {0, 1, 2, 3},
+        {0, 1, 2, 3},
+    ]
+    assert scanned(index, [" talks x putin ", None]) == ([0], [{0, 2, 3}, set()])
+    # The same text in field 1, which the check does not look at; one side alone.
+    assert scanned(index, [None, " putin talks "]) == ([], [set(), {0, 2}])
+    assert scanned(index, [" putin putin ", None]) == ([], [{0}, set()])
 
 
 # --- held to the plain statement on random keys, texts and rules -------------------------
@@ -191,7 +269,33 @@ texts = st.one_of(
 )
 
 
-Case = tuple[dict[str, int], int, int, list[Clause], list[frozenset[int]], list[list[str | None]]]
+@dataclasses.dataclass
+class Case:
+    keys: dict[str, int]
+    key_count: int
+    fields: int
+    clauses: list[Clause]
+    rules: list[frozenset[int]]
+    near_checks: list[NearCheck]
+    entries: list[list[str | None]]
+
+
+@st.composite
+def near_checks(draw: st.DrawFn, keys: list[str], first_id: int, fields: int) -> list[NearCheck]:
+    """Up to 3 checks, with ids from ``first_id``, over the keys that have text."""
+    if not keys:
+        return []
+    entry = st.builds(
+        lambda field, side, key: NearEntry(field, side, key, len(keys[key].split())),
+        st.integers(0, fields - 1),
+        st.integers(0, 1),
+        st.integers(0, len(keys) - 1),
+    )
+    count = draw(st.integers(0, 3))
+    return [
+        NearCheck(first_id + index, draw(st.integers(0, 3)), draw(st.lists(entry, max_size=5)))
+        for index in range(count)
+    ]
 
 
 @st.composite
@@ -200,6 +304,8 @@ def cases(draw: st.DrawFn) -> Case:
     key_ids = {key: index for index, key in enumerate(keys)}
     key_count = len(keys) + draw(st.integers(0, 2))  # ids without text: found by RE2
     fields = draw(st.integers(1, 3))
+    checks = draw(near_checks(keys, key_count, fields))
+    key_count += len(checks)
     pair = st.tuples(st.integers(0, fields - 1), st.integers(0, max(key_count - 1, 0)))
     clauses = (
         draw(st.lists(st.frozensets(pair, min_size=1, max_size=4), max_size=8)) if key_count else []
@@ -210,18 +316,31 @@ def cases(draw: st.DrawFn) -> Case:
         else st.just([])
     )
     entries = draw(st.lists(st.lists(texts, min_size=fields, max_size=fields), max_size=4))
-    return key_ids, key_count, fields, clauses, rules, entries
+    return Case(key_ids, key_count, fields, clauses, rules, checks, entries)
 
 
 @given(cases(), st.data())
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=500, deadline=None)
 def test_agrees_with_the_plain_statement(case: Case, data: st.DataObject) -> None:
-    keys, key_count, fields, clauses, rules, entries = case
-    index = KeyIndex(keys, key_count, fields, clauses, rules)
-    for texts_of_entry in entries:
+    index = KeyIndex(
+        case.keys,
+        case.key_count,
+        case.fields,
+        case.clauses,
+        case.rules,
+        near_checks=case.near_checks,
+    )
+    for texts_of_entry in case.entries:
         extra = [
-            data.draw(st.lists(st.integers(-1, key_count + 1), max_size=3)) for _ in texts_of_entry
+            data.draw(st.lists(st.integers(-1, case.key_count + 1), max_size=3))
+            for _ in texts_of_entry
         ]
         assert scanned(index, texts_of_entry, extra) == expected(
-            texts_of_entry, extra, keys=keys, key_count=key_count, clauses=clauses, rules=rules
+            texts_of_entry,
+            extra,
+            keys=case.keys,
+            key_count=case.key_count,
+            clauses=case.clauses,
+            rules=case.rules,
+            near_checks=case.near_checks,
         )

@@ -38,6 +38,14 @@ typedef struct {
     Py_ssize_t candidate_count;
     int32_t *found; /* key ids found, field after field */
     Py_ssize_t found_count, found_capacity;
+    /* Occurrences of the keys NEAR checks look at, in this field: per key a list through
+     * occ_next, from occ_head (valid once key_seen says the key is found in the field). */
+    int32_t *occ_head;             /* n_keys */
+    int32_t *occ_position, *occ_next; /* token positions */
+    Py_ssize_t occ_count, occ_capacity;
+    uint32_t *check_seen; /* n_checks: the field generation that queued the check */
+    int32_t *pending;     /* n_checks: checks to decide once the field is scanned */
+    Py_ssize_t pending_count;
 } Scratch;
 
 enum { LEAF, ONE_EDGE, SPARSE, DENSE };
@@ -67,6 +75,14 @@ typedef struct {
     int32_t *clause_rule_start; /* n_clauses + 1 */
     int32_t *clause_rule;
     int32_t *rule_need; /* n_rules: how many clauses the rule has */
+    /* NEAR checks: each is found, as key near_key[c], in a field where an occurrence of a
+     * key of its left side and one of its right side lie at most near_distance[c] tokens
+     * apart without overlapping. Its entries are (field, side, key, length in tokens). */
+    int32_t n_checks;
+    int32_t *near_key, *near_distance, *near_entry_start, *near_entry;
+    uint8_t *positional; /* n_keys: whether a NEAR check looks at the key's occurrences */
+    int32_t **field_key_check_start; /* per field: n_keys + 1 */
+    int32_t **field_key_check;       /* per field: the checks a key found there concerns */
     Scratch scratch;
     int busy;
 } KeyScanner;
@@ -141,6 +157,11 @@ scratch_free(Scratch *scratch)
     PyMem_Free(scratch->rules);
     PyMem_Free(scratch->candidates);
     PyMem_Free(scratch->found);
+    PyMem_Free(scratch->occ_head);
+    PyMem_Free(scratch->occ_position);
+    PyMem_Free(scratch->occ_next);
+    PyMem_Free(scratch->check_seen);
+    PyMem_Free(scratch->pending);
     memset(scratch, 0, sizeof(*scratch));
 }
 
@@ -154,8 +175,15 @@ scratch_init(Scratch *scratch, const KeyScanner *self)
     scratch->candidates = PyMem_Calloc((size_t)self->n_rules + 1, sizeof(int32_t));
     scratch->found_capacity = 256;
     scratch->found = PyMem_Malloc((size_t)scratch->found_capacity * sizeof(int32_t));
+    scratch->occ_head = PyMem_Calloc((size_t)self->n_keys + 1, sizeof(int32_t));
+    scratch->occ_capacity = 64;
+    scratch->occ_position = PyMem_Malloc((size_t)scratch->occ_capacity * sizeof(int32_t));
+    scratch->occ_next = PyMem_Malloc((size_t)scratch->occ_capacity * sizeof(int32_t));
+    scratch->check_seen = PyMem_Calloc((size_t)self->n_checks + 1, sizeof(uint32_t));
+    scratch->pending = PyMem_Calloc((size_t)self->n_checks + 1, sizeof(int32_t));
     if (!scratch->key_seen || !scratch->clause_seen || !scratch->rules || !scratch->candidates ||
-        !scratch->found) {
+        !scratch->found || !scratch->occ_head || !scratch->occ_position || !scratch->occ_next ||
+        !scratch->check_seen || !scratch->pending) {
         scratch_free(scratch);
         PyErr_NoMemory();
         return -1;
@@ -185,6 +213,21 @@ KeyScanner_dealloc(KeyScanner *self)
     PyMem_Free(self->clause_rule_start);
     PyMem_Free(self->clause_rule);
     PyMem_Free(self->rule_need);
+    PyMem_Free(self->near_key);
+    PyMem_Free(self->near_distance);
+    PyMem_Free(self->near_entry_start);
+    PyMem_Free(self->near_entry);
+    PyMem_Free(self->positional);
+    for (int32_t f = 0; f < self->n_fields; f++) {
+        if (self->field_key_check_start != NULL) {
+            PyMem_Free(self->field_key_check_start[f]);
+        }
+        if (self->field_key_check != NULL) {
+            PyMem_Free(self->field_key_check[f]);
+        }
+    }
+    PyMem_Free(self->field_key_check_start);
+    PyMem_Free(self->field_key_check);
     scratch_free(&self->scratch);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -347,20 +390,96 @@ load_rules(KeyScanner *self, PyObject *starts, PyObject *rules, PyObject *need)
     return 0;
 }
 
+/* Entries: (field, side, key, length); per field, which checks each key concerns. */
+static int
+load_near(KeyScanner *self, PyObject *keys, PyObject *distances, PyObject *starts,
+          PyObject *entries)
+{
+    Py_ssize_t keys_length, distances_length, starts_length, entries_length;
+    if (!(self->near_key = copy_ints(keys, "near_key", &keys_length)) ||
+        !(self->near_distance = copy_ints(distances, "near_distance", &distances_length)) ||
+        !(self->near_entry_start = copy_ints(starts, "near_entry_start", &starts_length)) ||
+        !(self->near_entry = copy_ints(entries, "near_entry", &entries_length))) {
+        return -1;
+    }
+    if (keys_length > INT32_MAX - 1 || distances_length != keys_length ||
+        entries_length % 4 != 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "near_key, near_distance: one per check; near_entry: 4 ints each");
+        return -1;
+    }
+    self->n_checks = (int32_t)keys_length;
+    Py_ssize_t n_entries = entries_length / 4;
+    if (check_starts(self->near_entry_start, starts_length, self->n_checks, n_entries,
+                     "near_entry_start") < 0 ||
+        check_range(self->near_key, keys_length, 0, self->n_keys, "near_key") < 0 ||
+        check_range(self->near_distance, keys_length, 0, INT32_MAX, "near_distance") < 0) {
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < n_entries; i++) {
+        const int32_t *entry = &self->near_entry[4 * i];
+        if (entry[0] < 0 || entry[0] >= self->n_fields || entry[1] < 0 || entry[1] > 1 ||
+            entry[2] < 0 || entry[2] >= self->n_keys || entry[3] < 1) {
+            PyErr_Format(PyExc_ValueError, "near_entry[%zd] is out of range", i);
+            return -1;
+        }
+    }
+    self->positional = PyMem_Calloc((size_t)self->n_keys + 1, 1);
+    self->field_key_check_start = PyMem_Calloc((size_t)self->n_fields + 1, sizeof(int32_t *));
+    self->field_key_check = PyMem_Calloc((size_t)self->n_fields + 1, sizeof(int32_t *));
+    if (!self->positional || !self->field_key_check_start || !self->field_key_check) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int32_t f = 0; f < self->n_fields; f++) {
+        int32_t *start = PyMem_Calloc((size_t)self->n_keys + 2, sizeof(int32_t));
+        int32_t *checks = PyMem_Malloc((size_t)(n_entries > 0 ? n_entries : 1) * sizeof(int32_t));
+        self->field_key_check_start[f] = start;
+        self->field_key_check[f] = checks;
+        if (start == NULL || checks == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        /* Counting sort of the entries of field f by key; a check listed once per entry. */
+        for (Py_ssize_t i = 0; i < n_entries; i++) {
+            if (self->near_entry[4 * i] == f) {
+                start[self->near_entry[4 * i + 2] + 2]++;
+            }
+        }
+        for (int32_t key = 0; key < self->n_keys; key++) {
+            start[key + 2] += start[key + 1];
+        }
+        for (int32_t check = 0; check < self->n_checks; check++) {
+            for (int32_t i = self->near_entry_start[check]; i < self->near_entry_start[check + 1];
+                 i++) {
+                if (self->near_entry[4 * i] == f) {
+                    int32_t key = self->near_entry[4 * i + 2];
+                    checks[start[key + 1]++] = check;
+                    self->positional[key] = 1;
+                }
+            }
+        }
+    }
+    return 0;
+}
+
 static PyObject *
 KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"n_keys",          "edge_start",        "edge_label",
                             "edge_target",     "node_key",          "field_key_start",
                             "field_key_clause", "clause_rule_start", "clause_rule",
-                            "rule_need",       NULL};
+                            "rule_need",       "near_key",          "near_distance",
+                            "near_entry_start", "near_entry",       NULL};
     int n_keys;
     PyObject *edge_start, *edge_label, *edge_target, *node_key, *field_key_start,
         *field_key_clause, *clause_rule_start, *clause_rule, *rule_need;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOOOOOOOOO:KeyScanner", names, &n_keys,
+    PyObject *near_key, *near_distance, *near_entry_start, *near_entry;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iOOOOOOOOOOOOO:KeyScanner", names, &n_keys,
                                      &edge_start, &edge_label, &edge_target, &node_key,
                                      &field_key_start, &field_key_clause, &clause_rule_start,
-                                     &clause_rule, &rule_need)) {
+                                     &clause_rule, &rule_need, &near_key, &near_distance,
+                                     &near_entry_start, &near_entry)) {
         return NULL;
     }
     if (n_keys < 0 || n_keys > INT32_MAX - 1) {
@@ -375,6 +494,7 @@ KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     if (load_rules(self, clause_rule_start, clause_rule, rule_need) < 0 ||
         load_trie(self, edge_start, edge_label, edge_target, node_key) < 0 ||
         load_fields(self, field_key_start, field_key_clause) < 0 ||
+        load_near(self, near_key, near_distance, near_entry_start, near_entry) < 0 ||
         scratch_init(&self->scratch, self) < 0) {
         Py_DECREF(self);
         return NULL;
@@ -425,6 +545,17 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
         scratch->found_capacity = capacity;
     }
     scratch->found[scratch->found_count++] = key;
+    if (self->positional[key]) {
+        scratch->occ_head[key] = -1;
+        const int32_t *check_start = self->field_key_check_start[field];
+        for (int32_t i = check_start[key]; i < check_start[key + 1]; i++) {
+            int32_t check = self->field_key_check[field][i];
+            if (scratch->check_seen[check] != field_generation) {
+                scratch->check_seen[check] = field_generation;
+                scratch->pending[scratch->pending_count++] = check;
+            }
+        }
+    }
     const int32_t *starts = self->field_key_start[field];
     const int32_t *clauses = self->field_key_clause[field];
     for (int32_t i = starts[key]; i < starts[key + 1]; i++) {
@@ -450,6 +581,157 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
     return 0;
 }
 
+/* found_key, and for a key NEAR looks at, its occurrence at token `position`. */
+static int
+found_at(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key, int32_t position,
+         uint32_t field_generation, uint32_t call_generation)
+{
+    if (found_key(self, scratch, field, key, field_generation, call_generation) < 0) {
+        return -1;
+    }
+    if (!self->positional[key]) {
+        return 0;
+    }
+    if (scratch->occ_count == scratch->occ_capacity) {
+        Py_ssize_t capacity = scratch->occ_capacity * 2;
+        int32_t *positions =
+            PyMem_Realloc(scratch->occ_position, (size_t)capacity * sizeof(int32_t));
+        if (positions == NULL) {
+            return -1;
+        }
+        scratch->occ_position = positions;
+        int32_t *next = PyMem_Realloc(scratch->occ_next, (size_t)capacity * sizeof(int32_t));
+        if (next == NULL) {
+            return -1;
+        }
+        scratch->occ_next = next;
+        scratch->occ_capacity = capacity;
+    }
+    Py_ssize_t index = scratch->occ_count++;
+    scratch->occ_position[index] = position;
+    scratch->occ_next[index] = scratch->occ_head[key];
+    scratch->occ_head[key] = (int32_t)index;
+    return 0;
+}
+
+typedef struct {
+    int32_t *starts, *ends; /* of the occurrences of one side */
+    Py_ssize_t count;
+} Side;
+
+static int compare_ints(const void *left, const void *right);
+
+static void
+side_free(Side *side)
+{
+    PyMem_Free(side->starts);
+    PyMem_Free(side->ends);
+}
+
+/* The occurrences, in this field, of the keys of one side of a check: (starts[i], ends[i])
+ * each, or with `sorted`, the starts and the ends each ascending on their own. */
+static int
+gather_side(const KeyScanner *self, const Scratch *scratch, int32_t check, int32_t field,
+            int32_t side, uint32_t field_generation, int sorted, Side *out)
+{
+    Py_ssize_t count = 0;
+    for (int32_t i = self->near_entry_start[check]; i < self->near_entry_start[check + 1]; i++) {
+        const int32_t *entry = &self->near_entry[4 * i];
+        if (entry[0] == field && entry[1] == side &&
+            scratch->key_seen[entry[2]] == field_generation) {
+            for (int32_t o = scratch->occ_head[entry[2]]; o >= 0; o = scratch->occ_next[o]) {
+                count++;
+            }
+        }
+    }
+    out->count = count;
+    out->starts = PyMem_Malloc((size_t)(count > 0 ? count : 1) * sizeof(int32_t));
+    out->ends = PyMem_Malloc((size_t)(count > 0 ? count : 1) * sizeof(int32_t));
+    if (out->starts == NULL || out->ends == NULL) {
+        return -1;
+    }
+    Py_ssize_t at = 0;
+    for (int32_t i = self->near_entry_start[check]; i < self->near_entry_start[check + 1]; i++) {
+        const int32_t *entry = &self->near_entry[4 * i];
+        if (entry[0] == field && entry[1] == side &&
+            scratch->key_seen[entry[2]] == field_generation) {
+            for (int32_t o = scratch->occ_head[entry[2]]; o >= 0; o = scratch->occ_next[o]) {
+                out->starts[at] = scratch->occ_position[o];
+                out->ends[at] = scratch->occ_position[o] + entry[3] - 1;
+                at++;
+            }
+        }
+    }
+    if (sorted) {
+        qsort(out->starts, (size_t)count, sizeof(int32_t), compare_ints);
+        qsort(out->ends, (size_t)count, sizeof(int32_t), compare_ints);
+    }
+    return 0;
+}
+
+/* The first index of `values` (ascending) holding more than `limit`. */
+static Py_ssize_t
+first_above(const int32_t *values, Py_ssize_t count, int32_t limit)
+{
+    Py_ssize_t low = 0, high = count;
+    while (low < high) {
+        Py_ssize_t middle = low + (high - low) / 2;
+        if (values[middle] <= limit) {
+            low = middle + 1;
+        }
+        else {
+            high = middle;
+        }
+    }
+    return low;
+}
+
+/* Whether an occurrence of `lefts` has one of `rights` (sorted) at most `distance` tokens
+ * after its end or before its start; overlapping ones do not pair (reference.near). */
+static int
+sides_pair(const Side *lefts, const Side *rights, int32_t distance)
+{
+    for (Py_ssize_t i = 0; i < lefts->count; i++) {
+        int32_t start = lefts->starts[i], end = lefts->ends[i];
+        Py_ssize_t after = first_above(rights->starts, rights->count, end);
+        if (after < rights->count && (int64_t)rights->starts[after] - end <= distance) {
+            return 1;
+        }
+        Py_ssize_t before = first_above(rights->ends, rights->count, start - 1) - 1;
+        if (before >= 0 && (int64_t)start - rights->ends[before] <= distance) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The checks queued in this field: each that pairs is found as its key. */
+static int
+decide_checks(const KeyScanner *self, Scratch *scratch, int32_t field, uint32_t field_generation,
+              uint32_t call_generation)
+{
+    /* found_key may not queue more: check keys are never positional. */
+    for (Py_ssize_t p = 0; p < scratch->pending_count; p++) {
+        int32_t check = scratch->pending[p];
+        Side lefts = {0}, rights = {0};
+        if (gather_side(self, scratch, check, field, 0, field_generation, 0, &lefts) < 0 ||
+            gather_side(self, scratch, check, field, 1, field_generation, 1, &rights) < 0) {
+            side_free(&lefts);
+            side_free(&rights);
+            return -1;
+        }
+        int pairs = sides_pair(&lefts, &rights, self->near_distance[check]);
+        side_free(&lefts);
+        side_free(&rights);
+        if (pairs && found_key(self, scratch, field, self->near_key[check], field_generation,
+                               call_generation) < 0) {
+            return -1;
+        }
+    }
+    scratch->pending_count = 0;
+    return 0;
+}
+
 static int
 scan_text(const KeyScanner *self, Scratch *scratch, int32_t field, const uint8_t *text,
           Py_ssize_t length, uint32_t field_generation, uint32_t call_generation)
@@ -459,11 +741,12 @@ scan_text(const KeyScanner *self, Scratch *scratch, int32_t field, const uint8_t
     }
     const Node *below = &self->nodes[self->after_space];
     const uint8_t *end = text + length;
+    int32_t position = 0; /* of the token after this space: the spaces before it */
     for (const uint8_t *space = memchr(text, ' ', (size_t)length); space != NULL;
-         space = memchr(space + 1, ' ', (size_t)(end - space - 1))) {
+         space = memchr(space + 1, ' ', (size_t)(end - space - 1)), position++) {
         const Node *node = below;
-        if (node->key >= 0 &&
-            found_key(self, scratch, field, node->key, field_generation, call_generation) < 0) {
+        if (node->key >= 0 && found_at(self, scratch, field, node->key, position,
+                                       field_generation, call_generation) < 0) {
             return -1;
         }
         for (Py_ssize_t at = space - text + 1; at < length; at++) {
@@ -473,8 +756,8 @@ scan_text(const KeyScanner *self, Scratch *scratch, int32_t field, const uint8_t
             }
             node = &self->nodes[next];
             int32_t key = node->key;
-            if (key >= 0 &&
-                found_key(self, scratch, field, key, field_generation, call_generation) < 0) {
+            if (key >= 0 && found_at(self, scratch, field, key, position, field_generation,
+                                     call_generation) < 0) {
                 return -1;
             }
         }
@@ -638,6 +921,7 @@ scan_all(const KeyScanner *self, Scratch *scratch, const FieldInput *inputs, Py_
         memset(scratch->key_seen, 0, (size_t)self->n_keys * sizeof(uint32_t));
         memset(scratch->clause_seen, 0, (size_t)self->n_clauses * sizeof(uint32_t));
         memset(scratch->rules, 0, (size_t)self->n_rules * sizeof(RuleCount));
+        memset(scratch->check_seen, 0, (size_t)self->n_checks * sizeof(uint32_t));
         scratch->generation = 0;
     }
     uint32_t call_generation = ++scratch->generation;
@@ -645,9 +929,12 @@ scan_all(const KeyScanner *self, Scratch *scratch, const FieldInput *inputs, Py_
     scratch->found_count = 0;
     for (int32_t f = 0; f < self->n_fields; f++) {
         uint32_t field_generation = ++scratch->generation;
+        scratch->occ_count = 0;
+        scratch->pending_count = 0;
         if (inputs[f].text != NULL &&
-            scan_text(self, scratch, f, inputs[f].text, inputs[f].length, field_generation,
-                      call_generation) < 0) {
+            (scan_text(self, scratch, f, inputs[f].text, inputs[f].length, field_generation,
+                       call_generation) < 0 ||
+             decide_checks(self, scratch, f, field_generation, call_generation) < 0)) {
             return -1;
         }
         for (Py_ssize_t i = 0; i < inputs[f].extra_count; i++) {

@@ -14,6 +14,10 @@ class KeyScanner:
         clause_rule_start: array[int],
         clause_rule: array[int],
         rule_need: array[int],
+        near_key: array[int],
+        near_distance: array[int],
+        near_entry_start: array[int],
+        near_entry: array[int],
     ) -> None: ...
     def scan(
         self, texts: tuple[str | None, ...], extra: tuple[list[int] | None, ...] | None = None, /

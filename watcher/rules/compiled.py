@@ -35,7 +35,7 @@ from typing import Any
 import re2
 
 from watcher.rules.entry_text import EntryText
-from watcher.rules.keyscan import KeyIndex
+from watcher.rules.keyscan import KeyIndex, NearCheck, NearEntry
 from watcher.rules.patterns import OPTIONS, compile_pattern, find_all
 from watcher.rules.query import (
     DEFAULT_FIELDS,
@@ -149,13 +149,14 @@ class CompiledRules:
         field_index = {field: index for index, field in enumerate(FIELDS)}
         self._index = KeyIndex(
             builder.keys,
-            len(builder.keys) + len(builder.patterns),
+            builder.key_count,
             len(FIELDS),
             [
                 {(field_index[field], key) for scope, key in keys for field in scopes[scope]}
                 for keys in clause_ids
             ],
             rule_clauses,
+            near_checks=builder.near_checks,
         )
         # Per field: whether the scan reads its text, whether RE2 Sets run on it.
         self._plan = tuple(
@@ -246,6 +247,8 @@ class _Builder:
         self.keys: dict[str, int] = {}  # automaton key -> key id
         self.key_texts: dict[int, str] = {}  # the other way
         self.patterns: dict[str, int] = {}  # RE2 pattern -> key id
+        self.near_checks: list[NearCheck] = []  # each with a key id of its own
+        self.key_count = 0  # key ids given: keys, patterns and NEAR checks
         self.key_fields: set[str] = set()
         self.pattern_fields: set[str] = set()
         self.scopes: dict[_Scope, int] = {}
@@ -298,13 +301,17 @@ class _Builder:
             case Near():
                 return self._near(node, scope)
 
+    def _new_id(self) -> int:
+        self.key_count += 1
+        return self.key_count - 1
+
     def _scope(self, scope: _Scope) -> int:
         return self.scopes.setdefault(scope, len(self.scopes))
 
     def _key(self, key: str) -> int:
         key_id = self.keys.get(key)
         if key_id is None:
-            key_id = self.keys[key] = len(self.keys) + len(self.patterns)
+            key_id = self.keys[key] = self._new_id()
             self.key_texts[key_id] = key
         return key_id
 
@@ -333,7 +340,9 @@ class _Builder:
     def _regex(self, node: Regex, pattern: str, scope: _Scope) -> _Compiled:
         scope_id = self._scope(scope)
         self.pattern_fields.update(scope)
-        key_id = self.patterns.setdefault(pattern, len(self.keys) + len(self.patterns))
+        key_id = self.patterns.get(pattern, -1)
+        if key_id < 0:
+            key_id = self.patterns[pattern] = self._new_id()
         compile_pattern(pattern)  # now rather than when the first entry needs it
         slot = self._slot(node, scope)
         mask = _mask(scope)
@@ -361,62 +370,47 @@ class _Builder:
         return _Compiled(matched, hits, (clause,), exact=False)
 
     def _near(self, node: Near, scope: _Scope) -> _Compiled:
+        # The native scan decides, per field, whether a left and a right occurrence pair (a
+        # check, found as a key of its own); the places are listed only where one does.
         left, right = self.node(node.left, scope), self.node(node.right, scope)
         left_places, right_places = self._places(node.left, scope), self._places(node.right, scope)
         left_keys, right_keys = (
             self._side_keys(node.left, scope),
             self._side_keys(node.right, scope),
         )
-        shared = [
-            (field, _BIT[field], keys, right_keys[field])
-            for field, keys in left_keys.items()
-            if field in right_keys
-        ]
-        distance = node.distance
-        slot = self._slot(node, scope)
-        # Most candidates have both sides in a field but far apart. Around each occurrence of
-        # the side guessed rarer, a window of tokens tells cheaply whether the other side
-        # can be near enough; only then are all places listed and paired.
-        rare_first = sum(c.cost for c in left.clauses) <= sum(c.cost for c in right.clauses)
+        shared = [field for field in left_keys if field in right_keys]
+        key_id = self._new_id()
         texts = self.key_texts
-        windows = [
-            (
-                field,
-                tuple((key, texts[key]) for key in (lefts if rare_first else rights)),
-                tuple((key, texts[key]) for key in (rights if rare_first else lefts)),
+        self.near_checks.append(
+            NearCheck(
+                key_id,
+                node.distance,
+                [
+                    NearEntry(FIELDS.index(field), side, key, len(texts[key].split()))
+                    for field in shared
+                    for side, keys in ((0, left_keys[field]), (1, right_keys[field]))
+                    for key in sorted(keys)
+                ],
             )
-            for field, _, lefts, rights in shared
-        ]
-        longest = max((key.count(" ") for _, _, others in windows for _, key in others), default=0)
-        reach = distance + longest + 1  # in tokens, from the rare occurrence's ends
+        )
+        fields_of = [(field, _BIT[field]) for field in shared]
+        distance, mask, slot = node.distance, _mask(scope), self._slot(node, scope)
 
         def evaluation(found: _Found) -> Evaluation:
-            # Occurrences pair only within a field: only fields with keys of both sides count.
-            flags = found.flags
-            fields = {
-                field
-                for field, bit, lefts, rights in shared
-                if _has_any(flags, lefts, bit) and _has_any(flags, rights, bit)
-            }
-            if not fields or not any(
-                _within_reach(found, field, rare, others, reach)
-                for field, rare, others in windows
-                if field in fields
-            ):
-                return _NO_MATCH
+            flags = found.flags[key_id]
+            fields = {field for field, bit in fields_of if flags & bit}
             return near(left_places(found, fields), right_places(found, fields), distance)
 
         def matched(found: _Found) -> int:
-            return (
-                left.matched(found)
-                and right.matched(found)
-                and found.evaluation(slot, evaluation).matched
-            )
+            return found.flags[key_id] & mask and found.evaluation(slot, evaluation).matched
 
         def hits(found: _Found) -> tuple[str, ...]:
             return found.evaluation(slot, evaluation).hits
 
-        return _Compiled(matched, hits, (*left.clauses, *right.clauses), exact=False)
+        # Rarer than either side, as both must occur near each other.
+        cost = 0.1 * min(sum(c.cost for c in left.clauses), sum(c.cost for c in right.clauses))
+        clause = _Clause(frozenset({(self._scope(scope), key_id)}), cost)
+        return _Compiled(matched, hits, (clause,), exact=False)
 
     def _places(self, node: Node, scope: _Scope) -> _Places:
         """Where a side of NEAR occurs, in the order the reference evaluator lists them."""
@@ -623,48 +617,6 @@ def _prefix_places(scope: _Scope, key_id: int, key: str) -> _Places:
         ]
 
     return places
-
-
-def _within_reach(
-    found: _Found,
-    field: str,
-    rare: Sequence[tuple[int, str]],
-    others: Sequence[tuple[int, str]],
-    reach: int,
-) -> bool:
-    """Whether a key of ``others`` occurs within ``reach`` tokens of a key of ``rare``.
-
-    False means no pair is near enough: an occurrence of the other side that pairs lies,
-    whole, within ``reach`` tokens of the rare one (reach counts its length too).
-    """
-    flags, bit = found.flags, _BIT[field]
-    near_keys = [key for key_id, key in others if flags[key_id] & bit]
-    padded = found.text.padded(field)
-    for key_id, key in rare:
-        if not flags[key_id] & bit:
-            continue
-        for start in _starts(padded, key):
-            window = _window(padded, start, start + len(key) - 1, reach)
-            if any(other in window for other in near_keys):
-                return True
-    return False
-
-
-def _window(padded: str, first: int, last: int, reach: int) -> str:
-    """``padded[first:last + 1]`` widened by ``reach`` tokens each way, spaces included."""
-    low = first
-    for _ in range(reach):
-        low = padded.rfind(" ", 0, low)
-        if low <= 0:
-            low = 0
-            break
-    high = last
-    for _ in range(reach):
-        high = padded.find(" ", high + 1)
-        if high == -1:
-            high = len(padded) - 1
-            break
-    return padded[low : high + 1]
 
 
 def _token_starts(padded: str, key: str) -> Iterator[tuple[int, int]]:

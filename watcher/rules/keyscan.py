@@ -7,17 +7,38 @@ lays them out for the C scanner and is the only one that imports it:
   key starts with a space, and the scanner walks the trie from each space of a text;
 - per field, the clauses each key satisfies when found in that field;
 - per clause, the rules that need it; per rule, how many clauses it has. A rule is a
-  candidate once all its clauses are satisfied.
+  candidate once all its clauses are satisfied;
+- NEAR checks: a check is a key found in a field where an occurrence of a key of its left
+  side and one of its right side lie close enough, so a NEAR clause is counted like any other.
 """
 
 from __future__ import annotations
 
 from array import array
 from collections.abc import Collection, Mapping, Sequence
+from typing import NamedTuple
 
 from watcher.rules._keyscan import KeyScanner
 
-__all__ = ["KeyIndex"]
+__all__ = ["KeyIndex", "NearCheck", "NearEntry"]
+
+
+class NearEntry(NamedTuple):
+    """A key of one side of a NEAR check, in one field."""
+
+    field: int
+    side: int  # 0 left, 1 right
+    key: int
+    length: int  # in tokens: a phrase's occurrence ends length - 1 tokens after it starts
+
+
+class NearCheck(NamedTuple):
+    """Found, as ``key``, in a field where a left and a right occurrence do not overlap and
+    the later starts at most ``distance`` tokens after the earlier ends."""
+
+    key: int
+    distance: int
+    entries: Sequence[NearEntry]
 
 
 class KeyIndex:
@@ -33,12 +54,15 @@ class KeyIndex:
         field_count: int,
         clauses: Sequence[Collection[tuple[int, int]]],
         rule_clauses: Sequence[Collection[int]],
+        *,
+        near_checks: Sequence[NearCheck] = (),
     ) -> None:
         """``keys``: text -> key id (< ``key_count``; ids without text are found by others).
 
         ``clauses``: per clause id, the (field index, key id) pairs that satisfy it; at most
         8 fields.
         ``rule_clauses``: per rule, its clause ids; a rule without any is never a candidate.
+        ``near_checks``: their keys are ids without text, found by the scan itself.
         """
         starts, labels, targets, node_keys = _trie(keys)
         by_field: list[dict[int, set[int]]] = [{} for _ in range(field_count)]
@@ -47,6 +71,11 @@ class KeyIndex:
                 by_field[field].setdefault(key, set()).add(clause)
         field_tables = [_csr([row.get(key, ()) for key in range(key_count)]) for row in by_field]
         clause_starts, clause_rules = _csr(_inverted(rule_clauses, len(clauses)))
+        entry_starts, entries = array("i", [0]), array("i")
+        for check in near_checks:
+            for entry in check.entries:
+                entries.extend(entry)
+            entry_starts.append(len(entries) // 4)
         self._scanner = KeyScanner(
             key_count,
             starts,
@@ -58,6 +87,10 @@ class KeyIndex:
             clause_starts,
             clause_rules,
             array("i", map(len, rule_clauses)),
+            array("i", (check.key for check in near_checks)),
+            array("i", (check.distance for check in near_checks)),
+            entry_starts,
+            entries,
         )
 
     def scan(
