@@ -233,6 +233,13 @@ def test_inconsistent_tables_are_refused() -> None:
             near_entry_start=ints(0, 1),
             near_entry=ints(1, 0, 0, 1),  # field 1 of 1
         )
+    with pytest.raises(ValueError, match="not sorted"):
+        scanner(
+            near_key=ints(0),
+            near_distance=ints(1),
+            near_entry_start=ints(0, 2),
+            near_entry=ints(0, 1, 0, 1, 0, 0, 0, 1),  # right side before left
+        )
 
 
 def test_a_near_check_is_found_where_its_sides_lie_close_enough() -> None:

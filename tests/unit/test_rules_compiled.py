@@ -283,3 +283,21 @@ def test_near_pairs_a_phrase_at_the_edge_of_the_distance(
     expected = rules.match_text_reference(text, "key", "Feed")
     assert bool(expected) == (gap == 0)
     assert rules.match_text(text, "key", "Feed") == expected
+
+
+@pytest.mark.parametrize(
+    ("query", "matches"),
+    [
+        ("author:putin NEAR/1 author:talks", True),
+        ("NOT (author:putin NEAR/1 author:talks)", False),
+        ("title:putin NEAR/1 author:talks", False),  # sides in different fields never pair
+        ("NOT (title:putin NEAR/1 author:talks)", True),
+        ("putin NEAR/1 talks", False),  # the default fields do not hold the author
+    ],
+)
+def test_near_of_fielded_sides_is_decided_in_their_fields(query: str, matches: bool) -> None:
+    rules = RuleSet.compile([Rule(name="r", queries=(query,), notify=())], ENTITIES)
+    text = EntryText.from_entry(entry("putin", "", "", author="Peace-talks Putin"))
+    expected = rules.match_text_reference(text, "key", "Feed")
+    assert bool(expected) == matches
+    assert rules.match_text(text, "key", "Feed") == expected

@@ -46,6 +46,8 @@ typedef struct {
     uint32_t *check_seen; /* n_checks: the field generation that queued the check */
     int32_t *pending;     /* n_checks: checks to decide once the field is scanned */
     Py_ssize_t pending_count;
+    int32_t *pair_buffer; /* the occurrences of a check's sides */
+    Py_ssize_t pair_capacity;
 } Scratch;
 
 enum { LEAF, ONE_EDGE, SPARSE, DENSE };
@@ -162,6 +164,7 @@ scratch_free(Scratch *scratch)
     PyMem_Free(scratch->occ_next);
     PyMem_Free(scratch->check_seen);
     PyMem_Free(scratch->pending);
+    PyMem_Free(scratch->pair_buffer);
     memset(scratch, 0, sizeof(*scratch));
 }
 
@@ -416,12 +419,20 @@ load_near(KeyScanner *self, PyObject *keys, PyObject *distances, PyObject *start
         check_range(self->near_distance, keys_length, 0, INT32_MAX, "near_distance") < 0) {
         return -1;
     }
-    for (Py_ssize_t i = 0; i < n_entries; i++) {
-        const int32_t *entry = &self->near_entry[4 * i];
-        if (entry[0] < 0 || entry[0] >= self->n_fields || entry[1] < 0 || entry[1] > 1 ||
-            entry[2] < 0 || entry[2] >= self->n_keys || entry[3] < 1) {
-            PyErr_Format(PyExc_ValueError, "near_entry[%zd] is out of range", i);
-            return -1;
+    for (int32_t check = 0; check < self->n_checks; check++) {
+        for (int32_t i = self->near_entry_start[check]; i < self->near_entry_start[check + 1];
+             i++) {
+            const int32_t *entry = &self->near_entry[4 * i];
+            if (entry[0] < 0 || entry[0] >= self->n_fields || entry[1] < 0 || entry[1] > 1 ||
+                entry[2] < 0 || entry[2] >= self->n_keys || entry[3] < 1) {
+                PyErr_Format(PyExc_ValueError, "near_entry[%d] is out of range", i);
+                return -1;
+            }
+            if (i > self->near_entry_start[check] &&
+                (entry[-4] > entry[0] || (entry[-4] == entry[0] && entry[-3] > entry[1]))) {
+                PyErr_Format(PyExc_ValueError, "near_entry[%d]: not sorted by field and side", i);
+                return -1;
+            }
         }
     }
     self->positional = PyMem_Calloc((size_t)self->n_keys + 1, 1);
@@ -507,23 +518,23 @@ KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
 static inline int32_t
 step(const KeyScanner *self, const Node *node, uint8_t byte)
 {
-    switch (node->kind) {
-    case ONE_EDGE:
+    /* Tests, not a switch: a jump table cost a third of the walk's instructions. Most steps
+     * leave a node with one edge. */
+    if (node->kind == ONE_EDGE) {
         return node->label == byte ? node->ref : -1;
-    case DENSE:
+    }
+    if (node->kind == DENSE) {
         return self->dense[(size_t)node->ref * 256 + byte];
-    case SPARSE: {
+    }
+    if (node->kind == SPARSE) {
         const uint8_t *labels = self->edge_label + node->ref;
         for (int32_t i = 0; i < node->count; i++) {
             if (labels[i] == byte) {
                 return self->edge_target[node->ref + i];
             }
         }
-        return -1;
     }
-    default:
-        return -1;
-    }
+    return -1;
 }
 
 /* Records key `key` found in field `field`; 0, or -1 out of memory. */
@@ -614,59 +625,61 @@ found_at(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key, i
     return 0;
 }
 
-typedef struct {
-    int32_t *starts, *ends; /* of the occurrences of one side */
-    Py_ssize_t count;
-} Side;
-
 static int compare_ints(const void *left, const void *right);
 
-static void
-side_free(Side *side)
-{
-    PyMem_Free(side->starts);
-    PyMem_Free(side->ends);
-}
-
-/* The occurrences, in this field, of the keys of one side of a check: (starts[i], ends[i])
- * each, or with `sorted`, the starts and the ends each ascending on their own. */
+/* Room for `count` more items in a scratch array of int32. */
 static int
-gather_side(const KeyScanner *self, const Scratch *scratch, int32_t check, int32_t field,
-            int32_t side, uint32_t field_generation, int sorted, Side *out)
+reserve(int32_t **values, Py_ssize_t *capacity, Py_ssize_t count)
 {
-    Py_ssize_t count = 0;
-    for (int32_t i = self->near_entry_start[check]; i < self->near_entry_start[check + 1]; i++) {
-        const int32_t *entry = &self->near_entry[4 * i];
-        if (entry[0] == field && entry[1] == side &&
-            scratch->key_seen[entry[2]] == field_generation) {
-            for (int32_t o = scratch->occ_head[entry[2]]; o >= 0; o = scratch->occ_next[o]) {
-                count++;
-            }
-        }
+    if (count <= *capacity) {
+        return 0;
     }
-    out->count = count;
-    out->starts = PyMem_Malloc((size_t)(count > 0 ? count : 1) * sizeof(int32_t));
-    out->ends = PyMem_Malloc((size_t)(count > 0 ? count : 1) * sizeof(int32_t));
-    if (out->starts == NULL || out->ends == NULL) {
+    Py_ssize_t grown = *capacity > 0 ? *capacity : 16;
+    while (grown < count) {
+        grown *= 2;
+    }
+    int32_t *resized = PyMem_Realloc(*values, (size_t)grown * sizeof(int32_t));
+    if (resized == NULL) {
         return -1;
     }
-    Py_ssize_t at = 0;
-    for (int32_t i = self->near_entry_start[check]; i < self->near_entry_start[check + 1]; i++) {
-        const int32_t *entry = &self->near_entry[4 * i];
-        if (entry[0] == field && entry[1] == side &&
-            scratch->key_seen[entry[2]] == field_generation) {
-            for (int32_t o = scratch->occ_head[entry[2]]; o >= 0; o = scratch->occ_next[o]) {
-                out->starts[at] = scratch->occ_position[o];
-                out->ends[at] = scratch->occ_position[o] + entry[3] - 1;
-                at++;
-            }
+    *values = resized;
+    *capacity = grown;
+    return 0;
+}
+
+/* Entries [first, last) of one side in one field: whether any of their keys is found. */
+static int
+side_found(const KeyScanner *self, const Scratch *scratch, int32_t first, int32_t last,
+           uint32_t field_generation)
+{
+    for (int32_t i = first; i < last; i++) {
+        if (scratch->key_seen[self->near_entry[4 * i + 2]] == field_generation) {
+            return 1;
         }
     }
-    if (sorted) {
-        qsort(out->starts, (size_t)count, sizeof(int32_t), compare_ints);
-        qsort(out->ends, (size_t)count, sizeof(int32_t), compare_ints);
-    }
     return 0;
+}
+
+/* The occurrences of the keys of entries [first, last): their starts, and their ends. */
+static Py_ssize_t
+occurrences(const KeyScanner *self, const Scratch *scratch, int32_t first, int32_t last,
+            uint32_t field_generation, int32_t *starts, int32_t *ends)
+{
+    Py_ssize_t count = 0;
+    for (int32_t i = first; i < last; i++) {
+        const int32_t *entry = &self->near_entry[4 * i];
+        if (scratch->key_seen[entry[2]] != field_generation) {
+            continue;
+        }
+        for (int32_t o = scratch->occ_head[entry[2]]; o >= 0; o = scratch->occ_next[o]) {
+            if (starts != NULL) {
+                starts[count] = scratch->occ_position[o];
+                ends[count] = scratch->occ_position[o] + entry[3] - 1;
+            }
+            count++;
+        }
+    }
+    return count;
 }
 
 /* The first index of `values` (ascending) holding more than `limit`. */
@@ -686,19 +699,50 @@ first_above(const int32_t *values, Py_ssize_t count, int32_t limit)
     return low;
 }
 
-/* Whether an occurrence of `lefts` has one of `rights` (sorted) at most `distance` tokens
- * after its end or before its start; overlapping ones do not pair (reference.near). */
+/* Whether check `check` pairs in this field: a left occurrence with a right one at most its
+ * distance after its end or before its start; overlapping ones do not pair (reference.near).
+ * Its entries are sorted by (field, side). */
 static int
-sides_pair(const Side *lefts, const Side *rights, int32_t distance)
+check_pairs(const KeyScanner *self, Scratch *scratch, int32_t check, int32_t field,
+            uint32_t field_generation)
 {
-    for (Py_ssize_t i = 0; i < lefts->count; i++) {
-        int32_t start = lefts->starts[i], end = lefts->ends[i];
-        Py_ssize_t after = first_above(rights->starts, rights->count, end);
-        if (after < rights->count && (int64_t)rights->starts[after] - end <= distance) {
+    int32_t first = self->near_entry_start[check], last = self->near_entry_start[check + 1];
+    while (first < last && self->near_entry[4 * first] < field) {
+        first++;
+    }
+    int32_t middle = first;
+    while (middle < last && self->near_entry[4 * middle] == field &&
+           self->near_entry[4 * middle + 1] == 0) {
+        middle++;
+    }
+    int32_t end = middle;
+    while (end < last && self->near_entry[4 * end] == field) {
+        end++;
+    }
+    if (!side_found(self, scratch, first, middle, field_generation) ||
+        !side_found(self, scratch, middle, end, field_generation)) {
+        return 0;
+    }
+    Py_ssize_t lefts = occurrences(self, scratch, first, middle, field_generation, NULL, NULL);
+    Py_ssize_t rights = occurrences(self, scratch, middle, end, field_generation, NULL, NULL);
+    if (reserve(&scratch->pair_buffer, &scratch->pair_capacity, 2 * (lefts + rights)) < 0) {
+        return -1;
+    }
+    int32_t *left_starts = scratch->pair_buffer, *left_ends = left_starts + lefts;
+    int32_t *right_starts = left_ends + lefts, *right_ends = right_starts + rights;
+    occurrences(self, scratch, first, middle, field_generation, left_starts, left_ends);
+    occurrences(self, scratch, middle, end, field_generation, right_starts, right_ends);
+    qsort(right_starts, (size_t)rights, sizeof(int32_t), compare_ints);
+    qsort(right_ends, (size_t)rights, sizeof(int32_t), compare_ints);
+    int64_t distance = self->near_distance[check];
+    for (Py_ssize_t i = 0; i < lefts; i++) {
+        int32_t start = left_starts[i], stop = left_ends[i];
+        Py_ssize_t after = first_above(right_starts, rights, stop);
+        if (after < rights && (int64_t)right_starts[after] - stop <= distance) {
             return 1;
         }
-        Py_ssize_t before = first_above(rights->ends, rights->count, start - 1) - 1;
-        if (before >= 0 && (int64_t)start - rights->ends[before] <= distance) {
+        Py_ssize_t before = first_above(right_ends, rights, start - 1) - 1;
+        if (before >= 0 && (int64_t)start - right_ends[before] <= distance) {
             return 1;
         }
     }
@@ -710,21 +754,12 @@ static int
 decide_checks(const KeyScanner *self, Scratch *scratch, int32_t field, uint32_t field_generation,
               uint32_t call_generation)
 {
-    /* found_key may not queue more: check keys are never positional. */
+    /* Checks a found check key queues (were it also an entry's key) are taken too. */
     for (Py_ssize_t p = 0; p < scratch->pending_count; p++) {
         int32_t check = scratch->pending[p];
-        Side lefts = {0}, rights = {0};
-        if (gather_side(self, scratch, check, field, 0, field_generation, 0, &lefts) < 0 ||
-            gather_side(self, scratch, check, field, 1, field_generation, 1, &rights) < 0) {
-            side_free(&lefts);
-            side_free(&rights);
-            return -1;
-        }
-        int pairs = sides_pair(&lefts, &rights, self->near_distance[check]);
-        side_free(&lefts);
-        side_free(&rights);
-        if (pairs && found_key(self, scratch, field, self->near_key[check], field_generation,
-                               call_generation) < 0) {
+        int pairs = check_pairs(self, scratch, check, field, field_generation);
+        if (pairs < 0 || (pairs && found_key(self, scratch, field, self->near_key[check],
+                                             field_generation, call_generation) < 0)) {
             return -1;
         }
     }

@@ -29,14 +29,12 @@ import dataclasses
 import functools
 import itertools
 import operator
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from typing import Any
-
-import re2
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 from watcher.rules.entry_text import EntryText
 from watcher.rules.keyscan import KeyIndex, NearCheck, NearEntry
-from watcher.rules.patterns import OPTIONS, compile_pattern, find_all
+from watcher.rules.pattern_sets import PatternSets
+from watcher.rules.patterns import compile_pattern, find_all
 from watcher.rules.query import (
     DEFAULT_FIELDS,
     FIELDS,
@@ -62,13 +60,6 @@ _Predicate = Callable[["_Found"], int]  # truthy when the node matches
 _Hits = Callable[["_Found"], tuple[str, ...]]  # only called once the node matched
 # A NEAR side's occurrences in some of the fields (the others cannot pair).
 _Places = Callable[["_Found", Collection[str]], list[Occurrence]]
-_PATTERNS_PER_SET = 1024
-_SET_OPTIONS = re2.Options()
-_SET_OPTIONS.log_errors = OPTIONS.log_errors
-_SET_OPTIONS.max_mem = 64 << 20  # bytes for the DFA of one Set, grown only as texts need
-# Matches at the end of every text: a Set that does not report it gave up before the end.
-_SENTINEL = r"\z"
-_NO_KEY = -1  # what the sentinel reports: a key id no trigger or predicate looks for
 # The native scan numbers fields as FIELDS does; a key's byte of flags has one bit per field.
 _BIT = {field: 1 << index for index, field in enumerate(FIELDS)}
 
@@ -122,9 +113,9 @@ class CompiledRules:
         "_hits",
         "_index",
         "_labels",
-        "_pattern_sets",
-        "_plan",
+        "_patterns",
         "_predicates",
+        "_scanned",
         "_unguarded",
     )
 
@@ -158,12 +149,12 @@ class CompiledRules:
             rule_clauses,
             near_checks=builder.near_checks,
         )
-        # Per field: whether the scan reads its text, whether RE2 Sets run on it.
-        self._plan = tuple(
-            (field, field in builder.key_fields, field in builder.pattern_fields)
-            for field in FIELDS
+        # Per field of FIELDS: its name where the scan reads its text, else "" (None, as
+        # EntryText.padded_texts gives it).
+        self._scanned = tuple(field if field in builder.key_fields else "" for field in FIELDS)
+        self._patterns = (
+            PatternSets(builder.patterns, builder.pattern_fields) if builder.patterns else None
         )
-        self._pattern_sets = _pattern_sets(builder.patterns)
 
     def matching(self, text: EntryText) -> list[int]:
         """The indexes of the rules that have a query matching ``text``, ascending."""
@@ -186,31 +177,12 @@ class CompiledRules:
         return matches
 
     def _candidates(self, text: EntryText) -> tuple[_Found, list[int]]:
-        plan = self._plan
-        texts = tuple(
-            text.padded(field) if scanned and text.has_text(field) else None
-            for field, scanned, _ in plan
-        )
-        extra = None
-        if self._pattern_sets:
-            extra = tuple(
-                self._pattern_keys(text, field) if patterns else None for field, _, patterns in plan
-            )
-        candidates, flags = self._index.scan(texts, extra)
+        patterns = self._patterns
+        extra = None if patterns is None else patterns.keys(text)
+        candidates, flags = self._index.scan(text.padded_texts(self._scanned), extra)
         if self._unguarded:
             candidates = sorted(candidates + list(self._unguarded))
         return _Found(text, flags), candidates
-
-    def _pattern_keys(self, text: EntryText, field: str) -> list[int]:
-        """The key ids of the patterns RE2's Sets report as possible in ``field``."""
-        keys: list[int] = []
-        for segment in text.segments(field) if text.has_text(field) else ():
-            encoded = segment.encode()
-            for pattern_set, key_ids in self._pattern_sets:
-                reported = pattern_set.Match(encoded)
-                # None: the Set's DFA gave up (memory); every pattern stays possible.
-                keys.extend(key_ids if reported is None else map(key_ids.__getitem__, reported))
-        return keys
 
 
 def _mask(scope: _Scope) -> int:
@@ -223,21 +195,6 @@ def _has_any(flags: bytes, keys: Iterable[int], mask: int) -> bool:
         if flags[key] & mask:
             return True
     return False
-
-
-def _pattern_sets(patterns: Mapping[str, int]) -> tuple[tuple[Any, tuple[int, ...]], ...]:
-    """RE2 Sets of at most _PATTERNS_PER_SET patterns, each with the key id of each index."""
-    items = list(patterns.items())
-    sets = []
-    for start in range(0, len(items), _PATTERNS_PER_SET):
-        chunk = items[start : start + _PATTERNS_PER_SET]
-        pattern_set = re2.Set.SearchSet(_SET_OPTIONS)
-        pattern_set.Add(_SENTINEL)
-        for pattern, _ in chunk:
-            pattern_set.Add(pattern)
-        pattern_set.Compile()
-        sets.append((pattern_set, (_NO_KEY, *(key_id for _, key_id in chunk))))
-    return tuple(sets)
 
 
 class _Builder:
@@ -378,7 +335,7 @@ class _Builder:
             self._side_keys(node.left, scope),
             self._side_keys(node.right, scope),
         )
-        shared = [field for field in left_keys if field in right_keys]
+        shared = tuple(field for field in left_keys if field in right_keys)
         key_id = self._new_id()
         texts = self.key_texts
         self.near_checks.append(
@@ -394,7 +351,9 @@ class _Builder:
             )
         )
         fields_of = [(field, _BIT[field]) for field in shared]
-        distance, mask, slot = node.distance, _mask(scope), self._slot(node, scope)
+        # The check is found only in fields both sides look at: fielded sides (author:x)
+        # may narrow them to fields outside the NEAR's own scope.
+        distance, mask, slot = node.distance, _mask(shared), self._slot(node, scope)
 
         def evaluation(found: _Found) -> Evaluation:
             flags = found.flags[key_id]
@@ -409,7 +368,7 @@ class _Builder:
 
         # Rarer than either side, as both must occur near each other.
         cost = 0.1 * min(sum(c.cost for c in left.clauses), sum(c.cost for c in right.clauses))
-        clause = _Clause(frozenset({(self._scope(scope), key_id)}), cost)
+        clause = _Clause(frozenset({(self._scope(shared), key_id)}), cost)
         return _Compiled(matched, hits, (clause,), exact=False)
 
     def _places(self, node: Node, scope: _Scope) -> _Places:
@@ -563,13 +522,19 @@ def _entity_hits(scope: _Scope, aliases: tuple[tuple[int, str, str], ...], slot:
     def hits(found: _Found) -> tuple[str, ...]:
         return found.evaluation(slot, evaluation).hits
 
+    mask = _mask(scope)
+
     def evaluation(found: _Found) -> Evaluation:
+        flags = found.flags
+        present = [label for key_id, _, label in aliases if flags[key_id] & mask]
+        if len(present) == 1:  # one alias in all: where it occurs cannot change the hits
+            return Evaluation(True, (present[0],))
         labels: list[str] = []
         for field in scope:
-            flags, bit = found.flags, _BIT[field]
+            bit = _BIT[field]
             here = [(key, label) for key_id, key, label in aliases if flags[key_id] & bit]
-            if len(here) == 1:  # one alias: where it occurs cannot change the hits
-                labels.append(here[0][1])
+            if len(here) <= 1:
+                labels.extend(label for _, label in here)
                 continue
             spans = [
                 (start, start + len(key), label)

@@ -89,6 +89,10 @@ class EntryText:
         """
         return self._padded.get(field, "  ")
 
+    def padded_texts(self, fields: Iterable[str]) -> tuple[str | None, ...]:
+        """``padded`` of each field, or None for one this entry lacks (or named "")."""
+        return tuple(map(self._padded.get, fields))
+
     def segments(self, field: str) -> list[str]:
         """The text a /pattern/ runs over: tokens joined by single spaces, one per category."""
         padded = self._padded.get(field, "  ")
