@@ -218,6 +218,14 @@ def test_inconsistent_tables_are_refused() -> None:
         scanner(
             edge_start=ints(0, 1, 1), edge_label=b"x", edge_target=ints(1), node_key=ints(-1, 0)
         )
+    with pytest.raises(ValueError, match="depth-first"):
+        # node 0 -> node 2 by its only edge; node 1 leads to 2 as well.
+        scanner(
+            edge_start=ints(0, 1, 2, 2),
+            edge_label=b"  ",
+            edge_target=ints(2, 2),
+            node_key=ints(-1, -1, 0),
+        )
     with pytest.raises(ValueError, match="at most 8"):
         KeyIndex({}, 0, 9, [], [])
     with pytest.raises(TypeError, match="array"):
