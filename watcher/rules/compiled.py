@@ -103,6 +103,8 @@ class _Compiled:
     clauses: tuple[_Clause, ...]  # all hold when the node matches
     exact: bool  # and the node matches when they all hold
     labels: tuple[str, ...] | None = None  # the hits, when they are the same on every match
+    # For a term, phrase or entity alone: its key ids and the fields (a mask) it looks in.
+    keyed: tuple[tuple[int, ...], int] | None = None
 
 
 class CompiledRules:
@@ -288,7 +290,14 @@ class _Builder:
         else:
             matched = lambda found: _has_any(found.flags, key_ids, mask)  # noqa: E731
         if isinstance(hits, str):
-            return _Compiled(matched, _constant(hits), (clause,), exact=True, labels=(hits,))
+            return _Compiled(
+                matched,
+                _constant(hits),
+                (clause,),
+                exact=True,
+                labels=(hits,),
+                keyed=(key_ids, mask),
+            )
         return _Compiled(matched, hits, (clause,), exact=True)
 
     def _slot(self, node: Node, scope: _Scope) -> int:
@@ -489,6 +498,21 @@ def _matched_hits(children: Sequence[_Compiled]) -> _Hits:
     """An OR that matched (or a rule): the hits of every child that matched."""
     if len(children) == 1:
         return children[0].hits
+    if all(child.keyed is not None and child.labels is not None for child in children):
+        # The common OR of words: each child's keys tested inline, no call per child.
+        keyed = [(*(child.keyed or ((), 0)), child.labels or ()) for child in children]
+
+        def hits(found: _Found) -> tuple[str, ...]:
+            flags = found.flags
+            found_labels: list[str] = []
+            for keys, mask, labels in keyed:
+                for key in keys:
+                    if flags[key] & mask:
+                        found_labels.extend(labels)
+                        break
+            return tuple(found_labels) if len(found_labels) == 1 else distinct(found_labels)
+
+        return hits
     if all(child.labels is not None for child in children):
         labelled = [(child.matched, child.labels or ()) for child in children]
         return lambda found: distinct(
