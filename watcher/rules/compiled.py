@@ -542,30 +542,39 @@ def _prefix_hits(scope: _Scope, key_id: int, key: str) -> _Hits:
 
 def _entity_hits(scope: _Scope, aliases: tuple[tuple[int, str, str], ...], slot: int) -> _Hits:
     """The aliases found, as (key id, key, label); one inside another found counts once."""
+    mask = _mask(scope)
+    fields = tuple((field, _BIT[field]) for field in scope)
 
     def hits(found: _Found) -> tuple[str, ...]:
         return found.evaluation(slot, evaluation).hits
 
-    mask = _mask(scope)
-
     def evaluation(found: _Found) -> Evaluation:
+        # Loops written out: this runs for most entries that name a frequent entity.
         flags = found.flags
         present = [label for key_id, _, label in aliases if flags[key_id] & mask]
         if len(present) == 1:  # one alias in all: where it occurs cannot change the hits
             return Evaluation(True, (present[0],))
         labels: list[str] = []
-        for field in scope:
-            bit = _BIT[field]
+        for field, bit in fields:
             here = [(key, label) for key_id, key, label in aliases if flags[key_id] & bit]
             if len(here) <= 1:
                 labels.extend(label for _, label in here)
                 continue
-            spans = [
-                (start, start + len(key), label)
-                for key, label in here
-                for start in _starts(found.text.padded(field), key)
-            ]
-            labels.extend(label for _, _, label in sorted(_outermost(spans)))
+            # Every occurrence as (start, -end, label); sorted, each that ends beyond all
+            # before it is outermost, and they come in the order they start.
+            padded = found.text.padded(field)
+            spans = []
+            for key, label in here:
+                start = padded.find(key)
+                while start != -1:
+                    spans.append((start, -start - len(key), label))
+                    start = padded.find(key, start + 1)
+            spans.sort()
+            reach = -1
+            for _, negative_end, label in spans:
+                if -negative_end > reach:
+                    labels.append(label)
+                    reach = -negative_end
         return Evaluation(True, distinct(labels))
 
     return hits
@@ -624,14 +633,3 @@ def _starts(text: str, key: str) -> Iterator[int]:
     while start != -1:
         yield start
         start = text.find(key, start + 1)
-
-
-def _outermost(spans: list[tuple[int, int, str]]) -> list[tuple[int, int, str]]:
-    """The spans not inside another (start, end) span; sorted by start, longest first."""
-    kept = []
-    reach = -1
-    for span in sorted(spans, key=lambda span: (span[0], -span[1])):
-        if span[1] > reach:
-            kept.append(span)
-        reach = max(reach, span[1])
-    return kept
