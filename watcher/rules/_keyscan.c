@@ -196,6 +196,16 @@ scratch_init(Scratch *scratch, const KeyScanner *self)
     return 0;
 }
 
+/* A table of one array per field, as far as it was built. */
+static void
+free_per_field(int32_t **tables, int32_t n_fields)
+{
+    for (int32_t f = 0; tables != NULL && f < n_fields; f++) {
+        PyMem_Free(tables[f]);
+    }
+    PyMem_Free(tables);
+}
+
 static void
 KeyScanner_dealloc(KeyScanner *self)
 {
@@ -205,16 +215,8 @@ KeyScanner_dealloc(KeyScanner *self)
     PyMem_Free(self->node_key);
     PyMem_Free(self->steps);
     PyMem_Free(self->dense);
-    for (int32_t f = 0; f < self->n_fields; f++) {
-        if (self->field_key_start != NULL) {
-            PyMem_Free(self->field_key_start[f]);
-        }
-        if (self->field_key_clause != NULL) {
-            PyMem_Free(self->field_key_clause[f]);
-        }
-    }
-    PyMem_Free(self->field_key_start);
-    PyMem_Free(self->field_key_clause);
+    free_per_field(self->field_key_start, self->n_fields);
+    free_per_field(self->field_key_clause, self->n_fields);
     PyMem_Free(self->clause_rule_start);
     PyMem_Free(self->clause_rule);
     PyMem_Free(self->clause_rule_need);
@@ -224,16 +226,8 @@ KeyScanner_dealloc(KeyScanner *self)
     PyMem_Free(self->near_entry_start);
     PyMem_Free(self->near_entry);
     PyMem_Free(self->positional);
-    for (int32_t f = 0; f < self->n_fields; f++) {
-        if (self->field_key_check_start != NULL) {
-            PyMem_Free(self->field_key_check_start[f]);
-        }
-        if (self->field_key_check != NULL) {
-            PyMem_Free(self->field_key_check[f]);
-        }
-    }
-    PyMem_Free(self->field_key_check_start);
-    PyMem_Free(self->field_key_check);
+    free_per_field(self->field_key_check_start, self->n_fields);
+    free_per_field(self->field_key_check, self->n_fields);
     scratch_free(&self->scratch);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
