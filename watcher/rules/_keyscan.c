@@ -62,6 +62,9 @@ enum { LEAF, ONE_EDGE, SPARSE, DENSE };
 #define SPARSE_COUNT(step) ((((step) >> 3) & 3u) + 2)
 #define REF(step) ((step) >> 5)
 #define MAX_REF ((1u << 27) - 1)
+/* Measured (cachegrind, 10,000 rules): 256-entry rows above 8 or 16 edges cost more
+ * instructions for the same misses. */
+_Static_assert(DENSE_ABOVE >= 2 && DENSE_ABOVE - 2 <= 3, "a SPARSE count has two bits");
 
 typedef struct {
     PyObject_HEAD
