@@ -359,3 +359,16 @@ def test_agrees_with_the_plain_statement(case: Case, data: st.DataObject) -> Non
             rules=case.rules,
             near_checks=case.near_checks,
         )
+
+
+def test_scratch_grows_past_its_first_size() -> None:
+    # 300 distinct keys found in one field (the found list starts with room for 256), and
+    # a NEAR side occurring 500 times (room for 64 occurrences at first).
+    keys = {f" k{index} ": index for index in range(300)} | {" a ": 300, " b ": 301}
+    check = NearCheck(302, 1, [NearEntry(0, 0, 300, 1), NearEntry(0, 1, 301, 1)])
+    index = KeyIndex(keys, 303, 1, [frozenset({(0, 302)})], [frozenset({0})], near_checks=[check])
+    many = " ".join(f"k{number}" for number in range(300))
+    near_end = f" {many} {' x '.join(['a'] * 500)} b "
+    far = f" {many} {' x '.join(['a'] * 500)} x b "
+    assert scanned(index, [near_end]) == ([0], [set(range(303))])
+    assert scanned(index, [far]) == ([], [set(range(302))])

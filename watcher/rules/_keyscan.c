@@ -39,10 +39,10 @@ typedef struct {
     int32_t *found; /* key ids found, field after field */
     Py_ssize_t found_count, found_capacity;
     /* Occurrences of the keys NEAR checks look at, in this field: per key a list through
-     * occ_next, from occ_head (valid once key_seen says the key is found in the field). */
+     * occ, from occ_head (valid once key_seen says the key is found in the field). */
     int32_t *occ_head;             /* n_keys */
-    int32_t *occ_position, *occ_next; /* token positions */
-    Py_ssize_t occ_count, occ_capacity;
+    int32_t *occ; /* per occurrence: its token position, then the key's previous one or -1 */
+    Py_ssize_t occ_count, occ_capacity; /* occurrences; int32s */
     uint32_t *check_seen; /* n_checks: the field generation that queued the check */
     int32_t *pending;     /* n_checks: checks to decide once the field is scanned */
     Py_ssize_t pending_count;
@@ -165,8 +165,7 @@ scratch_free(Scratch *scratch)
     PyMem_Free(scratch->candidates);
     PyMem_Free(scratch->found);
     PyMem_Free(scratch->occ_head);
-    PyMem_Free(scratch->occ_position);
-    PyMem_Free(scratch->occ_next);
+    PyMem_Free(scratch->occ);
     PyMem_Free(scratch->check_seen);
     PyMem_Free(scratch->pending);
     PyMem_Free(scratch->pair_buffer);
@@ -184,13 +183,12 @@ scratch_init(Scratch *scratch, const KeyScanner *self)
     scratch->found_capacity = 256;
     scratch->found = PyMem_Malloc((size_t)scratch->found_capacity * sizeof(int32_t));
     scratch->occ_head = PyMem_Calloc((size_t)self->n_keys + 1, sizeof(int32_t));
-    scratch->occ_capacity = 64;
-    scratch->occ_position = PyMem_Malloc((size_t)scratch->occ_capacity * sizeof(int32_t));
-    scratch->occ_next = PyMem_Malloc((size_t)scratch->occ_capacity * sizeof(int32_t));
+    scratch->occ_capacity = 128;
+    scratch->occ = PyMem_Malloc((size_t)scratch->occ_capacity * sizeof(int32_t));
     scratch->check_seen = PyMem_Calloc((size_t)self->n_checks + 1, sizeof(uint32_t));
     scratch->pending = PyMem_Calloc((size_t)self->n_checks + 1, sizeof(int32_t));
     if (!scratch->key_seen || !scratch->clause_seen || !scratch->rules || !scratch->candidates ||
-        !scratch->found || !scratch->occ_head || !scratch->occ_position || !scratch->occ_next ||
+        !scratch->found || !scratch->occ_head || !scratch->occ ||
         !scratch->check_seen || !scratch->pending) {
         scratch_free(scratch);
         PyErr_NoMemory();
@@ -552,6 +550,26 @@ step(const KeyScanner *self, int32_t node, uint8_t byte)
     return -1;
 }
 
+/* Room for `count` items in all in a scratch array of int32, grown by doubling. */
+static int
+reserve(int32_t **values, Py_ssize_t *capacity, Py_ssize_t count)
+{
+    if (count <= *capacity) {
+        return 0;
+    }
+    Py_ssize_t grown = *capacity > 0 ? *capacity : 16;
+    while (grown < count) {
+        grown *= 2;
+    }
+    int32_t *resized = PyMem_Realloc(*values, (size_t)grown * sizeof(int32_t));
+    if (resized == NULL) {
+        return -1;
+    }
+    *values = resized;
+    *capacity = grown;
+    return 0;
+}
+
 /* Records key `key` found in field `field`; 0, or -1 out of memory. */
 static int
 found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
@@ -561,14 +579,8 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
         return 0;
     }
     scratch->key_seen[key] = field_generation;
-    if (scratch->found_count == scratch->found_capacity) {
-        Py_ssize_t capacity = scratch->found_capacity * 2;
-        int32_t *grown = PyMem_Realloc(scratch->found, (size_t)capacity * sizeof(int32_t));
-        if (grown == NULL) {
-            return -1;
-        }
-        scratch->found = grown;
-        scratch->found_capacity = capacity;
+    if (reserve(&scratch->found, &scratch->found_capacity, scratch->found_count + 1) < 0) {
+        return -1;
     }
     scratch->found[scratch->found_count++] = key;
     if (self->positional[key]) {
@@ -618,49 +630,17 @@ found_at(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key, i
     if (!self->positional[key]) {
         return 0;
     }
-    if (scratch->occ_count == scratch->occ_capacity) {
-        Py_ssize_t capacity = scratch->occ_capacity * 2;
-        int32_t *positions =
-            PyMem_Realloc(scratch->occ_position, (size_t)capacity * sizeof(int32_t));
-        if (positions == NULL) {
-            return -1;
-        }
-        scratch->occ_position = positions;
-        int32_t *next = PyMem_Realloc(scratch->occ_next, (size_t)capacity * sizeof(int32_t));
-        if (next == NULL) {
-            return -1;
-        }
-        scratch->occ_next = next;
-        scratch->occ_capacity = capacity;
+    if (reserve(&scratch->occ, &scratch->occ_capacity, 2 * (scratch->occ_count + 1)) < 0) {
+        return -1;
     }
     Py_ssize_t index = scratch->occ_count++;
-    scratch->occ_position[index] = position;
-    scratch->occ_next[index] = scratch->occ_head[key];
+    scratch->occ[2 * index] = position;
+    scratch->occ[2 * index + 1] = scratch->occ_head[key];
     scratch->occ_head[key] = (int32_t)index;
     return 0;
 }
 
 static int compare_ints(const void *left, const void *right);
-
-/* Room for `count` more items in a scratch array of int32. */
-static int
-reserve(int32_t **values, Py_ssize_t *capacity, Py_ssize_t count)
-{
-    if (count <= *capacity) {
-        return 0;
-    }
-    Py_ssize_t grown = *capacity > 0 ? *capacity : 16;
-    while (grown < count) {
-        grown *= 2;
-    }
-    int32_t *resized = PyMem_Realloc(*values, (size_t)grown * sizeof(int32_t));
-    if (resized == NULL) {
-        return -1;
-    }
-    *values = resized;
-    *capacity = grown;
-    return 0;
-}
 
 /* Entries [first, last) of one side in one field: whether any of their keys is found. */
 static int
@@ -686,10 +666,10 @@ occurrences(const KeyScanner *self, const Scratch *scratch, int32_t first, int32
         if (scratch->key_seen[entry[2]] != field_generation) {
             continue;
         }
-        for (int32_t o = scratch->occ_head[entry[2]]; o >= 0; o = scratch->occ_next[o]) {
+        for (int32_t o = scratch->occ_head[entry[2]]; o >= 0; o = scratch->occ[2 * o + 1]) {
             if (starts != NULL) {
-                starts[count] = scratch->occ_position[o];
-                ends[count] = scratch->occ_position[o] + entry[3] - 1;
+                starts[count] = scratch->occ[2 * o];
+                ends[count] = scratch->occ[2 * o] + entry[3] - 1;
             }
             count++;
         }
