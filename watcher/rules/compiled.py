@@ -498,9 +498,13 @@ def _matched_hits(children: Sequence[_Compiled]) -> _Hits:
     """An OR that matched (or a rule): the hits of every child that matched."""
     if len(children) == 1:
         return children[0].hits
-    if all(child.keyed is not None and child.labels is not None for child in children):
+    keyed = [
+        (*child.keyed, child.labels)
+        for child in children
+        if child.keyed is not None and child.labels is not None
+    ]
+    if len(keyed) == len(children):
         # The common OR of words: each child's keys tested inline, no call per child.
-        keyed = [(*(child.keyed or ((), 0)), child.labels or ()) for child in children]
 
         def hits(found: _Found) -> tuple[str, ...]:
             flags = found.flags

@@ -43,8 +43,9 @@ class PatternSets:
 
     def __init__(self, patterns: Mapping[str, int], fields: Collection[str]) -> None:
         """``fields``: where patterns look (names of query.FIELDS)."""
-        self._joined = _sets((p, key) for p, key in patterns.items() if not _ANCHOR.search(p))
-        self._anchored = _sets((p, key) for p, key in patterns.items() if _ANCHOR.search(p))
+        anchored = {pattern for pattern in patterns if _ANCHOR.search(pattern)}
+        self._joined = _sets((p, key) for p, key in patterns.items() if p not in anchored)
+        self._anchored = _sets((p, key) for p, key in patterns.items() if p in anchored)
         self._fields = tuple(field for field in FIELDS if field in fields)
         self._looks = tuple(field in fields for field in FIELDS)
 
