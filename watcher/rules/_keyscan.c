@@ -33,7 +33,7 @@ typedef struct {
     uint32_t generation;
     uint32_t *key_seen;    /* n_keys: the field generation that last found the key */
     uint32_t *clause_seen; /* n_clauses: the call generation that last satisfied it */
-    RuleCount *rules;      /* n_rules */
+    RuleCount *rules;      /* n_rules, by number (number_rules) */
     int32_t *candidates;   /* n_rules */
     Py_ssize_t candidate_count;
     int32_t *found; /* key ids found, field after field */
@@ -52,7 +52,8 @@ typedef struct {
 
 /* All a step of the walk reads about a node, in 4 bytes: bits 0-1 its kind, bit 2 whether
  * a key ends there, bits 3-4 a SPARSE node's edge count less 2, and from bit 5 a ONE_EDGE
- * node's label, a SPARSE node's first edge or a DENSE node's row of `dense`. The trie is
+ * node's label, a SPARSE node's first edge in `sparse_edges` or a DENSE node's row of
+ * `dense`. The trie is
  * numbered depth first, so a node's only edge leads to the next node: the long chains of
  * rare keys are runs of consecutive words, 16 nodes to a cache line (59,000 nodes for
  * 10,000 rules: 236 KB). */
@@ -62,31 +63,47 @@ enum { LEAF, ONE_EDGE, SPARSE, DENSE };
 #define SPARSE_COUNT(step) ((((step) >> 3) & 3u) + 2)
 #define REF(step) ((step) >> 5)
 #define MAX_REF ((1u << 27) - 1)
+#define MAX_SPARSE_TARGET ((1 << 24) - 1) /* a packed sparse edge keeps 24 bits of target */
 /* Measured (cachegrind, 10,000 rules): 256-entry rows above 8 or 16 edges cost more
- * instructions for the same misses. */
+ * instructions for the same misses; with a column per byte class, rows above 3 edges cost
+ * 2% fewer instructions and 1% more misses than above 4. */
 _Static_assert(DENSE_ABOVE >= 2 && DENSE_ABOVE - 2 <= 3, "a SPARSE count has two bits");
 
 typedef struct {
     PyObject_HEAD
     int32_t n_nodes, n_keys, n_fields, n_clauses, n_rules;
+    /* The edges as Python gave them (keyscan.py), freed once steps, sparse_edges and dense
+     * are built from them; clause_rule and rule_need likewise. */
     int32_t *edge_start; /* n_nodes + 1 */
     uint8_t *edge_label;
     int32_t *edge_target;
     int32_t *node_key; /* n_nodes: the key id that ends at the node, or -1 */
     uint32_t *steps;   /* n_nodes: see above */
     int32_t after_space; /* the node the root's only edge (a space) leads to, or -1 */
-    int32_t *dense;    /* rows of 256 targets (-1: no edge) */
+    /* A DENSE node's row: per byte class (byte_class[byte]) the target, or -1. Only the
+     * bytes some such node has an edge for get a class of their own: a few dozen, for
+     * rows several times smaller than 256 entries. */
+    int32_t *dense;
+    uint8_t byte_class[256];
+    uint32_t row_width; /* classes */
+    uint32_t *sparse_edges; /* a SPARSE node's edges, side by side: label | target << 8 */
     int32_t **field_key_start;  /* per field: n_keys + 1 */
     int32_t **field_key_clause; /* per field: the clauses a key found there satisfies */
     int32_t *clause_rule_start; /* n_clauses + 1 */
     int32_t *clause_rule;
     int32_t *rule_need; /* n_rules: how many clauses the rule has */
-    int32_t *clause_rule_need; /* (rule, its need) per item of clause_rule: read together */
+    /* Per item of clause_rule, the rule's number in the scan (number_rules) and its need,
+     * read together; rule_external: per number, the rule. */
+    int32_t *clause_rule_need;
+    int32_t *rule_external;
     /* NEAR checks: each is found, as key near_key[c], in a field where an occurrence of a
      * key of its left side and one of its right side lie at most near_distance[c] tokens
      * apart without overlapping. Its entries are (field, side, key, length in tokens). */
     int32_t n_checks;
     int32_t *near_key, *near_distance, *near_entry_start, *near_entry;
+    /* Per check and field: where its left entries start, its right ones start, and both
+     * end (the entries of one field are left then right, in one run). */
+    int32_t *near_range;
     uint8_t *positional; /* n_keys: whether a NEAR check looks at the key's occurrences */
     int32_t **field_key_check_start; /* per field: n_keys + 1 */
     int32_t **field_key_check;       /* per field: the checks a key found there concerns */
@@ -216,16 +233,19 @@ KeyScanner_dealloc(KeyScanner *self)
     PyMem_Free(self->node_key);
     PyMem_Free(self->steps);
     PyMem_Free(self->dense);
+    PyMem_Free(self->sparse_edges);
     free_per_field(self->field_key_start, self->n_fields);
     free_per_field(self->field_key_clause, self->n_fields);
     PyMem_Free(self->clause_rule_start);
     PyMem_Free(self->clause_rule);
     PyMem_Free(self->clause_rule_need);
+    PyMem_Free(self->rule_external);
     PyMem_Free(self->rule_need);
     PyMem_Free(self->near_key);
     PyMem_Free(self->near_distance);
     PyMem_Free(self->near_entry_start);
     PyMem_Free(self->near_entry);
+    PyMem_Free(self->near_range);
     PyMem_Free(self->positional);
     free_per_field(self->field_key_check_start, self->n_fields);
     free_per_field(self->field_key_check, self->n_fields);
@@ -236,12 +256,18 @@ KeyScanner_dealloc(KeyScanner *self)
 static int
 build_nodes(KeyScanner *self)
 {
-    uint32_t rows = 0;
+    if (self->n_nodes > MAX_SPARSE_TARGET) {
+        PyErr_SetString(PyExc_ValueError, "node_key: too many nodes");
+        return -1;
+    }
     self->steps = PyMem_Malloc(((size_t)self->n_nodes + 1) * sizeof(uint32_t));
     if (self->steps == NULL) {
         PyErr_NoMemory();
         return -1;
     }
+    /* First pass: each node's kind, and how much room its edges take elsewhere. */
+    uint32_t rows = 0, sparse_count = 0;
+    uint8_t labelled[256] = {0}; /* bytes on an edge of a DENSE node */
     for (int32_t index = 0; index < self->n_nodes; index++) {
         int32_t first = self->edge_start[index];
         int32_t count = self->edge_start[index + 1] - first;
@@ -257,11 +283,12 @@ build_nodes(KeyScanner *self)
             step |= ONE_EDGE | (uint32_t)self->edge_label[first] << 5;
         }
         else if (count > 1 && count <= DENSE_ABOVE) {
-            if ((uint32_t)first > MAX_REF) {
-                PyErr_SetString(PyExc_ValueError, "too many edges");
+            if (sparse_count > MAX_REF - DENSE_ABOVE) {
+                PyErr_SetString(PyExc_ValueError, "too many nodes with a few edges");
                 return -1;
             }
-            step |= SPARSE | (uint32_t)(count - 2) << 3 | (uint32_t)first << 5;
+            step |= SPARSE | (uint32_t)(count - 2) << 3 | sparse_count << 5;
+            sparse_count += (uint32_t)count;
         }
         else if (count > DENSE_ABOVE) {
             if (rows > MAX_REF) {
@@ -269,24 +296,40 @@ build_nodes(KeyScanner *self)
                 return -1;
             }
             step |= DENSE | rows++ << 5;
+            for (int32_t edge = first; edge < first + count; edge++) {
+                labelled[self->edge_label[edge]] = 1;
+            }
         }
         self->steps[index] = step;
     }
-    self->dense = PyMem_Malloc((size_t)(rows > 0 ? rows : 1) * 256 * sizeof(int32_t));
-    if (self->dense == NULL) {
+    /* Class 0: the bytes no DENSE node has an edge for; a row has one column per class. */
+    self->row_width = 1;
+    for (int byte = 0; byte < 256; byte++) {
+        self->byte_class[byte] = labelled[byte] ? (uint8_t)self->row_width++ : 0;
+    }
+    self->dense = PyMem_Malloc((size_t)(rows > 0 ? rows : 1) * self->row_width * sizeof(int32_t));
+    self->sparse_edges = PyMem_Malloc(((size_t)sparse_count + 1) * sizeof(uint32_t));
+    if (self->dense == NULL || self->sparse_edges == NULL) {
         PyErr_NoMemory();
         return -1;
     }
-    for (size_t i = 0; i < (size_t)rows * 256; i++) {
+    for (size_t i = 0; i < (size_t)rows * self->row_width; i++) {
         self->dense[i] = -1;
     }
     for (int32_t index = 0; index < self->n_nodes; index++) {
         uint32_t step = self->steps[index];
-        if (KIND(step) != DENSE) {
-            continue;
-        }
-        for (int32_t edge = self->edge_start[index]; edge < self->edge_start[index + 1]; edge++) {
-            self->dense[(size_t)REF(step) * 256 + self->edge_label[edge]] = self->edge_target[edge];
+        int32_t first = self->edge_start[index], last = self->edge_start[index + 1];
+        for (int32_t edge = first; edge < last; edge++) {
+            uint8_t byte = self->edge_label[edge];
+            if (KIND(step) == DENSE) {
+                size_t column = self->byte_class[byte];
+                self->dense[(size_t)REF(step) * self->row_width + column] =
+                    self->edge_target[edge];
+            }
+            else if (KIND(step) == SPARSE) {
+                self->sparse_edges[REF(step) + (uint32_t)(edge - first)] =
+                    byte | (uint32_t)self->edge_target[edge] << 8;
+            }
         }
     }
     /* Every key starts with a space: the walk from a space starts below the root. */
@@ -372,6 +415,72 @@ load_fields(KeyScanner *self, PyObject *starts_list, PyObject *clauses_list)
 }
 
 static int
+compare_pairs(const void *left, const void *right)
+{
+    const int32_t *a = left, *b = right;
+    return a[0] != b[0] ? (a[0] > b[0]) - (a[0] < b[0]) : (a[1] > b[1]) - (a[1] < b[1]);
+}
+
+/* The scan counts rules under numbers of its own: the rules of the clause most rules share,
+ * then those of the next one, and so on, so that satisfying a clause such as @Putin, which
+ * hundreds of rules need, bumps counters side by side instead of one per cache line.
+ * clause_rule_need lists each clause's (rule, need) by that number; rule_external maps a
+ * number back. */
+static int
+number_rules(KeyScanner *self)
+{
+    Py_ssize_t total = self->clause_rule_start[self->n_clauses];
+    int32_t *by_size = PyMem_Malloc(((size_t)self->n_clauses + 1) * 2 * sizeof(int32_t));
+    int32_t *number = PyMem_Malloc(((size_t)self->n_rules + 1) * sizeof(int32_t));
+    self->rule_external = PyMem_Malloc(((size_t)self->n_rules + 1) * sizeof(int32_t));
+    self->clause_rule_need = PyMem_Malloc(((size_t)total + 1) * 2 * sizeof(int32_t));
+    if (by_size == NULL || number == NULL || self->rule_external == NULL ||
+        self->clause_rule_need == NULL) {
+        PyMem_Free(by_size);
+        PyMem_Free(number);
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int32_t clause = 0; clause < self->n_clauses; clause++) {
+        by_size[2 * clause] = -(self->clause_rule_start[clause + 1] -
+                                self->clause_rule_start[clause]); /* largest first */
+        by_size[2 * clause + 1] = clause;
+    }
+    qsort(by_size, (size_t)self->n_clauses, 2 * sizeof(int32_t), compare_pairs);
+    for (int32_t rule = 0; rule < self->n_rules; rule++) {
+        number[rule] = -1;
+    }
+    int32_t next = 0;
+    for (int32_t i = 0; i < self->n_clauses; i++) {
+        int32_t clause = by_size[2 * i + 1];
+        for (int32_t j = self->clause_rule_start[clause]; j < self->clause_rule_start[clause + 1];
+             j++) {
+            if (number[self->clause_rule[j]] < 0) {
+                number[self->clause_rule[j]] = next++;
+            }
+        }
+    }
+    for (int32_t rule = 0; rule < self->n_rules; rule++) {
+        if (number[rule] < 0) {
+            number[rule] = next++; /* in no clause: never counted */
+        }
+        self->rule_external[number[rule]] = rule;
+    }
+    for (int32_t clause = 0; clause < self->n_clauses; clause++) {
+        int32_t first = self->clause_rule_start[clause], last = self->clause_rule_start[clause + 1];
+        int32_t *pairs = &self->clause_rule_need[2 * first];
+        for (int32_t j = first; j < last; j++) {
+            pairs[2 * (j - first)] = number[self->clause_rule[j]];
+            pairs[2 * (j - first) + 1] = self->rule_need[self->clause_rule[j]];
+        }
+        qsort(pairs, (size_t)(last - first), 2 * sizeof(int32_t), compare_pairs);
+    }
+    PyMem_Free(by_size);
+    PyMem_Free(number);
+    return 0;
+}
+
+static int
 load_rules(KeyScanner *self, PyObject *starts, PyObject *rules, PyObject *need)
 {
     Py_ssize_t starts_length, rules_length, need_length;
@@ -392,16 +501,13 @@ load_rules(KeyScanner *self, PyObject *starts, PyObject *rules, PyObject *need)
         check_range(self->rule_need, need_length, 0, INT32_MAX, "rule_need") < 0) {
         return -1;
     }
-    self->clause_rule_need = PyMem_Malloc((size_t)(2 * rules_length + 1) * sizeof(int32_t));
-    if (self->clause_rule_need == NULL) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    for (Py_ssize_t j = 0; j < rules_length; j++) {
-        self->clause_rule_need[2 * j] = self->clause_rule[j];
-        self->clause_rule_need[2 * j + 1] = self->rule_need[self->clause_rule[j]];
-    }
-    return 0;
+    return number_rules(self);
+}
+
+static inline int32_t *
+near_range_of(const KeyScanner *self, int32_t check, int32_t field)
+{
+    return &self->near_range[3 * ((size_t)check * (size_t)self->n_fields + (size_t)field)];
 }
 
 /* Entries: (field, side, key, length); per field, which checks each key concerns. */
@@ -444,6 +550,31 @@ load_near(KeyScanner *self, PyObject *keys, PyObject *distances, PyObject *start
                 PyErr_Format(PyExc_ValueError, "near_entry[%d]: not sorted by field and side", i);
                 return -1;
             }
+        }
+    }
+    self->near_range = PyMem_Malloc(((size_t)self->n_checks * (size_t)self->n_fields * 3 + 1) *
+                                    sizeof(int32_t));
+    if (self->near_range == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (int32_t check = 0; check < self->n_checks; check++) {
+        int32_t at = self->near_entry_start[check], last = self->near_entry_start[check + 1];
+        for (int32_t f = 0; f < self->n_fields; f++) {
+            int32_t *range = near_range_of(self, check, f);
+            while (at < last && self->near_entry[4 * at] < f) {
+                at++;
+            }
+            range[0] = at;
+            while (at < last && self->near_entry[4 * at] == f &&
+                   self->near_entry[4 * at + 1] == 0) {
+                at++;
+            }
+            range[1] = at;
+            while (at < last && self->near_entry[4 * at] == f) {
+                at++;
+            }
+            range[2] = at;
         }
     }
     self->positional = PyMem_Calloc((size_t)self->n_keys + 1, 1);
@@ -521,29 +652,36 @@ KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         Py_DECREF(self);
         return NULL;
     }
+    PyMem_Free(self->edge_start);
+    PyMem_Free(self->edge_label);
+    PyMem_Free(self->edge_target);
+    PyMem_Free(self->clause_rule);
+    PyMem_Free(self->rule_need);
+    self->edge_start = self->edge_target = self->clause_rule = self->rule_need = NULL;
+    self->edge_label = NULL;
     return (PyObject *)self;
 }
 
 /* --- scanning ------------------------------------------------------------------------ */
 
+/* The node `byte` leads to from `node`, whose step word is `here`; -1 if none. */
 static inline int32_t
-step(const KeyScanner *self, int32_t node, uint8_t byte)
+step(const KeyScanner *self, int32_t node, uint32_t here, uint8_t byte)
 {
     /* Tests, not a switch: a jump table cost a third of the walk's instructions. Most steps
      * leave a node with one edge. */
-    uint32_t here = self->steps[node];
     uint32_t kind = KIND(here);
     if (kind == ONE_EDGE) {
         return REF(here) == byte ? node + 1 : -1;
     }
     if (kind == DENSE) {
-        return self->dense[(size_t)REF(here) * 256 + byte];
+        return self->dense[(size_t)REF(here) * self->row_width + self->byte_class[byte]];
     }
     if (kind == SPARSE) {
-        uint32_t first = REF(here), last = first + SPARSE_COUNT(here);
-        for (uint32_t edge = first; edge < last; edge++) {
-            if (self->edge_label[edge] == byte) {
-                return self->edge_target[edge];
+        const uint32_t *edge = &self->sparse_edges[REF(here)];
+        for (const uint32_t *last = edge + SPARSE_COUNT(here); edge < last; edge++) {
+            if ((*edge & 0xffu) == byte) {
+                return (int32_t)(*edge >> 8);
             }
         }
     }
@@ -612,7 +750,7 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
             }
             /* Each clause of a rule is counted once, so this holds once per rule. */
             if (++counter->count == self->clause_rule_need[2 * j + 1]) {
-                scratch->candidates[scratch->candidate_count++] = rule;
+                scratch->candidates[scratch->candidate_count++] = self->rule_external[rule];
             }
         }
     }
@@ -701,19 +839,8 @@ static int
 check_pairs(const KeyScanner *self, Scratch *scratch, int32_t check, int32_t field,
             uint32_t field_generation)
 {
-    int32_t first = self->near_entry_start[check], last = self->near_entry_start[check + 1];
-    while (first < last && self->near_entry[4 * first] < field) {
-        first++;
-    }
-    int32_t middle = first;
-    while (middle < last && self->near_entry[4 * middle] == field &&
-           self->near_entry[4 * middle + 1] == 0) {
-        middle++;
-    }
-    int32_t end = middle;
-    while (end < last && self->near_entry[4 * end] == field) {
-        end++;
-    }
+    const int32_t *range = near_range_of(self, check, field);
+    int32_t first = range[0], middle = range[1], end = range[2];
     if (!side_found(self, scratch, first, middle, field_generation) ||
         !side_found(self, scratch, middle, end, field_generation)) {
         return 0;
@@ -770,26 +897,22 @@ scan_text(const KeyScanner *self, Scratch *scratch, int32_t field, const uint8_t
         return 0; /* no keys */
     }
     int32_t below = self->after_space;
+    uint32_t below_step = self->steps[below];
     const uint8_t *end = text + length;
     int32_t position = 0; /* of the token after this space: the spaces before it */
     for (const uint8_t *space = memchr(text, ' ', (size_t)length); space != NULL;
          space = memchr(space + 1, ' ', (size_t)(end - space - 1)), position++) {
         int32_t node = below;
-        if ((self->steps[node] & HAS_KEY) &&
-            found_at(self, scratch, field, self->node_key[node], position, field_generation,
-                     call_generation) < 0) {
-            return -1;
-        }
-        for (Py_ssize_t at = space - text + 1; at < length; at++) {
-            node = step(self, node, text[at]);
-            if (node < 0) {
-                break;
-            }
-            if ((self->steps[node] & HAS_KEY) &&
-                found_at(self, scratch, field, self->node_key[node], position, field_generation,
-                         call_generation) < 0) {
+        uint32_t here = below_step; /* each step word is read once */
+        for (const uint8_t *at = space + 1;;) {
+            if ((here & HAS_KEY) && found_at(self, scratch, field, self->node_key[node],
+                                             position, field_generation, call_generation) < 0) {
                 return -1;
             }
+            if (at == end || (node = step(self, node, here, *at++)) < 0) {
+                break;
+            }
+            here = self->steps[node];
         }
     }
     return 0;
