@@ -1,11 +1,12 @@
 """Which /patterns/ may match an entry: RE2 Sets, each run as few times as it can be.
 
 A Set tells in one pass which of its patterns match somewhere in a text. Patterns without
-anchors (``^ $ \\A \\z \\Z``) share Sets run once per entry, over the segments of every
-field a pattern looks at, joined by newlines: a piece of a segment matches a pattern alone
-exactly when it matches it inside the joined text, since only anchors look beyond a match
-(``\\b`` sees a newline as it sees the start or the end of a text). Such a pattern is then
-possible in every one of those fields, and the matcher runs it on each field of its scope.
+anchors (``^ $ \\A \\z \\Z``) share Sets run once per entry, over the padded text of
+every field a pattern looks at (EntryText.padded: each segment in it has a space on both
+sides), joined by newlines: what matches inside a segment matches there in the joined text
+too, since only anchors look beyond a match (``\\b`` sees a space or a newline as it sees
+the start or the end of a text). Such a pattern is then possible in every one of those
+fields, and the matcher runs it on each field of its scope.
 Patterns with an anchor (or what looks like one: ``[^a]`` is sent here too) get Sets run
 over each segment on its own, and are possible only where they were reported.
 """
@@ -54,9 +55,8 @@ class PatternSets:
         -1, no key id, for each Set run); None for a field no pattern looks at."""
         everywhere: list[int] = []
         if self._joined:
-            joined = "\n".join(
-                segment for field in self._fields for segment in text.segments(field)
-            )
+            # The padded texts as they are: no slice or list per field.
+            joined = "\n".join(filter(None, text.padded_texts(self._fields)))
             if joined:
                 _report(self._joined, joined.encode(), everywhere)
         if not self._anchored:
