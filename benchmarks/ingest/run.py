@@ -400,7 +400,8 @@ def _report(results: dict[str, Any], args: argparse.Namespace) -> None:
         )
 
     def pss(label: str, number: int) -> float:
-        return max(run["rounds"][number - 1]["pss_peak_mb"] for run in by_label[label])
+        values: list[float] = [run["rounds"][number - 1]["pss_peak_mb"] for run in by_label[label]]
+        return max(values)
 
     print(f"\nmachine: {results['machine']}")
     print(

@@ -73,17 +73,15 @@ def main() -> None:
         if number == 3:
             control(server, "generation/2")
         control(server, "reset-stats")
-        threads, processes = thread_cpu_s(), process_cpu_s()
+        threads_before, processes_before = thread_cpu_s(), process_cpu_s()
         collector.take()
         cpu, busy = tree_cpu_s(), machine_busy_s()
         started = time.perf_counter()
         outcomes = watcher.poll(every_feed=True)
         wall = time.perf_counter() - started
         cpu, busy = tree_cpu_s() - cpu, machine_busy_s() - busy
-        threads, processes = (
-            cpu_since(threads, thread_cpu_s()),
-            cpu_since(processes, process_cpu_s()),
-        )
+        threads = cpu_since(threads_before, thread_cpu_s())
+        processes = cpu_since(processes_before, process_cpu_s())
         collections = collector.take()
         children_mb, children = live_descendants_peak_mb()
         errors = [f"{outcome.feed}: {outcome.error}" for outcome in outcomes if outcome.error]
