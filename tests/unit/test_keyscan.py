@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from watcher.rules._keyscan import KeyScanner
-from watcher.rules.keyscan import KeyIndex, NearCheck, NearEntry
+from watcher.rules.keyscan import KeyIndex, NearCheck, NearEntry, outermost
 
 Clause = frozenset[tuple[int, int]]
 
@@ -375,3 +375,52 @@ def test_scratch_grows_past_its_first_size() -> None:
     far = f" {many} {' x '.join(['a'] * 500)} x b "
     assert scanned(index, [near_end]) == ([0], [set(range(303))])
     assert scanned(index, [far]) == ([], [set(range(302))])
+
+
+# --- outermost occurrences (entity hits) --------------------------------------------------
+
+
+def plain_outermost(text: str, keys: Sequence[str]) -> list[int]:
+    """Every occurrence as (start, end, key); sorted by start, the longer and then the
+    earlier key first, an occurrence is outermost unless one before reaches its end."""
+    spans = sorted(
+        (start, -(start + len(key)), index)
+        for index, key in enumerate(keys)
+        for start in range(len(text))
+        if text.startswith(key, start)
+    )
+    order: list[int] = []
+    reach = -1
+    for _, negative_end, index in spans:
+        if -negative_end > reach:
+            reach = -negative_end
+            if index not in order:
+                order.append(index)
+    return order
+
+
+def test_outermost_keeps_an_alias_only_where_no_longer_one_holds_it() -> None:
+    keys = (" putin ", " vladimir putin ")
+    assert outermost(" vladimir putin met putin ", keys) == [1, 0]
+    assert outermost(" putin then vladimir putin ", keys) == [0, 1]
+    assert outermost(" vladimir putin ", keys) == [1]
+    assert outermost(" a a a ", (" a ", " a a ")) == [1]
+    assert outermost(" путин и putin ", (" путин ", " putin ")) == [0, 1]
+    assert outermost(" x \ud800 y ", (" \ud800 ", " y ")) == [0, 1]  # lone surrogates
+    assert outermost(" x ", ()) == []
+
+
+def test_outermost_refuses_wrong_inputs() -> None:
+    with pytest.raises(ValueError, match="empty key"):
+        outermost(" a ", ("",))
+    with pytest.raises(TypeError):
+        outermost(" a ", [" a "])  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="tuple of str"):
+        outermost(" a ", (b" a ",))  # type: ignore[arg-type]
+
+
+@given(st.lists(phrase_keys, max_size=5), texts.filter(lambda text: text is not None))
+@settings(max_examples=300, deadline=None)
+def test_outermost_agrees_with_the_plain_statement(keys: list[str], text: str | None) -> None:
+    assert text is not None
+    assert outermost(text, tuple(keys)) == plain_outermost(text, keys)

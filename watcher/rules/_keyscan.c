@@ -941,6 +941,29 @@ inputs_free(FieldInput *inputs, int32_t count)
     PyMem_Free(inputs);
 }
 
+/* The UTF-8 of a str, lone surrogates encoded as the keys were (surrogatepass); bytes made
+ * for that are appended to `keep`, which must outlive their use. NULL on error. */
+static const uint8_t *
+utf8_of(PyObject *text, PyObject *keep, Py_ssize_t *length)
+{
+    const char *utf8 = PyUnicode_AsUTF8AndSize(text, length);
+    if (utf8 != NULL) {
+        return (const uint8_t *)utf8;
+    }
+    PyErr_Clear();
+    PyObject *encoded = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
+    if (encoded == NULL) {
+        return NULL;
+    }
+    int appended = PyList_Append(keep, encoded);
+    Py_DECREF(encoded); /* kept alive by the list */
+    if (appended < 0) {
+        return NULL;
+    }
+    *length = PyBytes_GET_SIZE(encoded);
+    return (const uint8_t *)PyBytes_AS_STRING(encoded);
+}
+
 /* Reads the arguments into C values before any scratch is touched. */
 static FieldInput *
 read_inputs(const KeyScanner *self, PyObject *texts, PyObject *extra, PyObject **keep)
@@ -966,25 +989,10 @@ read_inputs(const KeyScanner *self, PyObject *texts, PyObject *extra, PyObject *
                 PyErr_SetString(PyExc_TypeError, "texts: expected str or None");
                 goto fail;
             }
-            Py_ssize_t length;
-            const char *utf8 = PyUnicode_AsUTF8AndSize(text, &length);
-            if (utf8 == NULL) {
-                /* Lone surrogates: encoded as the keys were (surrogatepass). */
-                PyErr_Clear();
-                PyObject *encoded = PyUnicode_AsEncodedString(text, "utf-8", "surrogatepass");
-                if (encoded == NULL) {
-                    goto fail;
-                }
-                if (PyList_Append(*keep, encoded) < 0) {
-                    Py_DECREF(encoded);
-                    goto fail;
-                }
-                Py_DECREF(encoded);
-                utf8 = PyBytes_AS_STRING(encoded);
-                length = PyBytes_GET_SIZE(encoded);
+            inputs[f].text = utf8_of(text, *keep, &inputs[f].length);
+            if (inputs[f].text == NULL) {
+                goto fail;
             }
-            inputs[f].text = (const uint8_t *)utf8;
-            inputs[f].length = length;
         }
         PyObject *keys = extra == Py_None ? Py_None : PyTuple_GET_ITEM(extra, f);
         if (keys == Py_None) {
@@ -1150,6 +1158,125 @@ KeyScanner_scan(KeyScanner *self, PyObject *args)
     return result;
 }
 
+/* --- outermost occurrences ------------------------------------------------------- */
+
+typedef struct {
+    Py_ssize_t start, end; /* bytes, end excluded */
+    Py_ssize_t key;
+} Span;
+
+static int
+compare_spans(const void *left, const void *right)
+{
+    const Span *a = left, *b = right;
+    if (a->start != b->start) {
+        return a->start < b->start ? -1 : 1;
+    }
+    if (a->end != b->end) {
+        return a->end > b->end ? -1 : 1; /* the longer first */
+    }
+    return (a->key > b->key) - (a->key < b->key);
+}
+
+/* outermost(text, keys): the indexes of `keys` that occur in `text` outside every longer
+ * occurrence of any of them, each once, in the order of its first such occurrence. Keys
+ * are whole tokens with a space at both ends, as the scan's are, so an occurrence lies
+ * inside another exactly when its bytes do; of two at the same place the earlier key
+ * stays. What compiled.py's entity hits need, without a str.find per occurrence. */
+static PyObject *
+keyscan_outermost(PyObject *module, PyObject *args)
+{
+    (void)module;
+    PyObject *text, *keys;
+    if (!PyArg_ParseTuple(args, "UO!:outermost", &text, &PyTuple_Type, &keys)) {
+        return NULL;
+    }
+    Py_ssize_t n_keys = PyTuple_GET_SIZE(keys);
+    PyObject *keep = PyList_New(0);
+    if (keep == NULL) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Span *spans = NULL;
+    uint8_t *listed = NULL;
+    Py_ssize_t count = 0, capacity = 0, length;
+    const uint8_t *haystack = utf8_of(text, keep, &length);
+    if (haystack == NULL) {
+        goto done;
+    }
+    for (Py_ssize_t k = 0; k < n_keys; k++) {
+        PyObject *key = PyTuple_GET_ITEM(keys, k);
+        Py_ssize_t size;
+        if (!PyUnicode_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "keys: expected a tuple of str");
+            goto done;
+        }
+        const uint8_t *needle = utf8_of(key, keep, &size);
+        if (needle == NULL) {
+            goto done;
+        }
+        if (size == 0) {
+            PyErr_SetString(PyExc_ValueError, "keys: an empty key");
+            goto done;
+        }
+        const uint8_t *at = haystack, *end = haystack + length;
+        while (end - at >= size && (at = memmem(at, (size_t)(end - at), needle, (size_t)size))) {
+            if (count == capacity) {
+                Py_ssize_t grown = capacity > 0 ? 2 * capacity : 16;
+                Span *resized = PyMem_Realloc(spans, (size_t)grown * sizeof(Span));
+                if (resized == NULL) {
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                spans = resized;
+                capacity = grown;
+            }
+            spans[count++] = (Span){at - haystack, at - haystack + size, k};
+            at++; /* overlapping occurrences too */
+        }
+    }
+    qsort(spans, (size_t)count, sizeof(Span), compare_spans);
+    listed = PyMem_Calloc((size_t)n_keys + 1, 1);
+    result = PyList_New(0);
+    if (listed == NULL || result == NULL) {
+        Py_CLEAR(result);
+        if (listed == NULL) {
+            PyErr_NoMemory();
+        }
+        goto done;
+    }
+    Py_ssize_t reach = -1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (spans[i].end <= reach) {
+            continue; /* inside an earlier occurrence */
+        }
+        reach = spans[i].end;
+        if (!listed[spans[i].key]) {
+            listed[spans[i].key] = 1;
+            PyObject *index = PyLong_FromSsize_t(spans[i].key);
+            if (index == NULL || PyList_Append(result, index) < 0) {
+                Py_XDECREF(index);
+                Py_CLEAR(result);
+                goto done;
+            }
+            Py_DECREF(index);
+        }
+    }
+done:
+    PyMem_Free(spans);
+    PyMem_Free(listed);
+    Py_DECREF(keep);
+    return result;
+}
+
+static PyMethodDef keyscan_functions[] = {
+    {"outermost", keyscan_outermost, METH_VARARGS,
+     "outermost(text, keys) -> list of indexes of keys\n\n"
+     "The keys that occur in text outside every longer occurrence of one of them, each "
+     "once, in the order of its first such occurrence."},
+    {NULL, NULL, 0, NULL},
+};
+
 static PyMethodDef KeyScanner_methods[] = {
     {"scan", (PyCFunction)KeyScanner_scan, METH_VARARGS,
      "scan(texts, extra=None) -> (candidates, flags)\n\n"
@@ -1174,6 +1301,7 @@ static struct PyModuleDef keyscan_module = {
     .m_name = "watcher.rules._keyscan",
     .m_doc = "The compiled matcher's key scan and clause count.",
     .m_size = -1,
+    .m_methods = keyscan_functions,
 };
 
 PyMODINIT_FUNC

@@ -32,7 +32,7 @@ import operator
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 
 from watcher.rules.entry_text import EntryText
-from watcher.rules.keyscan import KeyIndex, NearCheck, NearEntry
+from watcher.rules.keyscan import KeyIndex, NearCheck, NearEntry, outermost
 from watcher.rules.pattern_sets import PatternSets
 from watcher.rules.patterns import compile_pattern, find_all
 from watcher.rules.query import (
@@ -560,25 +560,12 @@ def _entity_hits(scope: _Scope, aliases: tuple[tuple[int, str, str], ...], slot:
             return Evaluation(True, (present[0],))
         labels: list[str] = []
         for field, bit in fields:
-            here = [(key, label) for key_id, key, label in aliases if flags[key_id] & bit]
-            if len(here) <= 1:
-                labels.extend(label for _, label in here)
-                continue
-            # Every occurrence as (start, -end, label); sorted, each that ends beyond all
-            # before it is outermost, and they come in the order they start.
-            padded = found.text.padded(field)
-            spans = []
-            for key, label in here:
-                start = padded.find(key)
-                while start != -1:
-                    spans.append((start, -start - len(key), label))
-                    start = padded.find(key, start + 1)
-            spans.sort()
-            reach = -1
-            for _, negative_end, label in spans:
-                if -negative_end > reach:
-                    labels.append(label)
-                    reach = -negative_end
+            here = [alias for alias in aliases if flags[alias[0]] & bit]
+            if len(here) > 1:
+                order = outermost(found.text.padded(field), tuple([alias[1] for alias in here]))
+                labels += [here[index][2] for index in order]
+            elif here:
+                labels.append(here[0][2])
         return Evaluation(True, distinct(labels))
 
     return hits

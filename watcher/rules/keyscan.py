@@ -19,8 +19,9 @@ from collections.abc import Collection, Mapping, Sequence
 from typing import NamedTuple
 
 from watcher.rules._keyscan import KeyScanner
+from watcher.rules._keyscan import outermost as _outermost
 
-__all__ = ["KeyIndex", "NearCheck", "NearEntry"]
+__all__ = ["KeyIndex", "NearCheck", "NearEntry", "outermost"]
 
 
 class NearEntry(NamedTuple):
@@ -100,6 +101,13 @@ class KeyIndex:
         key ids found otherwise (RE2), or None. Returns the candidate rules, ascending, and
         per key id a byte whose bit ``f`` is set when field ``f`` has the key."""
         return self._scanner.scan(texts, extra)
+
+
+def outermost(text: str, keys: tuple[str, ...]) -> list[int]:
+    """The indexes of ``keys`` (whole tokens, a space at both ends) that occur in ``text``
+    outside every longer occurrence of one of them, each once, in the order of its first
+    such occurrence; of two at the same place, the earlier key's."""
+    return _outermost(text, keys)
 
 
 def _trie(keys: Mapping[str, int]) -> tuple[array[int], bytes, array[int], array[int]]:
