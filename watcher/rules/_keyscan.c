@@ -23,6 +23,12 @@
 
 #define DENSE_ABOVE 4 /* a node with more edges than this gets a 256-entry table */
 
+/* Which sides of a NEAR check have a key found in this field: bit 0 left, bit 1 right. */
+typedef struct {
+    uint32_t seen; /* the field generation `sides` belongs to */
+    uint32_t sides;
+} CheckState;
+
 /* Side by side, so that bumping a rule's count touches one cache line. */
 typedef struct {
     uint32_t seen;  /* the call generation `count` belongs to */
@@ -43,7 +49,7 @@ typedef struct {
     int32_t *occ_head;             /* n_keys */
     int32_t *occ; /* per occurrence: its token position, then the key's previous one or -1 */
     Py_ssize_t occ_count, occ_capacity; /* occurrences; int32s */
-    uint32_t *check_seen; /* n_checks: the field generation that queued the check */
+    CheckState *checks;   /* n_checks */
     int32_t *pending;     /* n_checks: checks to decide once the field is scanned */
     Py_ssize_t pending_count;
     int32_t *pair_buffer; /* the occurrences of a check's sides */
@@ -106,7 +112,7 @@ typedef struct {
     int32_t *near_range;
     uint8_t *positional; /* n_keys: whether a NEAR check looks at the key's occurrences */
     int32_t **field_key_check_start; /* per field: n_keys + 1 */
-    int32_t **field_key_check;       /* per field: the checks a key found there concerns */
+    int32_t **field_key_check; /* per field: check << 1 | side, for each side a key is on */
     Scratch scratch;
     int busy;
 } KeyScanner;
@@ -183,7 +189,7 @@ scratch_free(Scratch *scratch)
     PyMem_Free(scratch->found);
     PyMem_Free(scratch->occ_head);
     PyMem_Free(scratch->occ);
-    PyMem_Free(scratch->check_seen);
+    PyMem_Free(scratch->checks);
     PyMem_Free(scratch->pending);
     PyMem_Free(scratch->pair_buffer);
     memset(scratch, 0, sizeof(*scratch));
@@ -202,11 +208,11 @@ scratch_init(Scratch *scratch, const KeyScanner *self)
     scratch->occ_head = PyMem_Calloc((size_t)self->n_keys + 1, sizeof(int32_t));
     scratch->occ_capacity = 128;
     scratch->occ = PyMem_Malloc((size_t)scratch->occ_capacity * sizeof(int32_t));
-    scratch->check_seen = PyMem_Calloc((size_t)self->n_checks + 1, sizeof(uint32_t));
+    scratch->checks = PyMem_Calloc((size_t)self->n_checks + 1, sizeof(CheckState));
     scratch->pending = PyMem_Calloc((size_t)self->n_checks + 1, sizeof(int32_t));
     if (!scratch->key_seen || !scratch->clause_seen || !scratch->rules || !scratch->candidates ||
         !scratch->found || !scratch->occ_head || !scratch->occ ||
-        !scratch->check_seen || !scratch->pending) {
+        !scratch->checks || !scratch->pending) {
         scratch_free(scratch);
         PyErr_NoMemory();
         return -1;
@@ -522,7 +528,7 @@ load_near(KeyScanner *self, PyObject *keys, PyObject *distances, PyObject *start
         !(self->near_entry = copy_ints(entries, "near_entry", &entries_length))) {
         return -1;
     }
-    if (keys_length > INT32_MAX - 1 || distances_length != keys_length ||
+    if (keys_length > INT32_MAX / 2 || distances_length != keys_length ||
         entries_length % 4 != 0) {
         PyErr_SetString(PyExc_ValueError,
                         "near_key, near_distance: one per check; near_entry: 4 ints each");
@@ -593,7 +599,7 @@ load_near(KeyScanner *self, PyObject *keys, PyObject *distances, PyObject *start
             PyErr_NoMemory();
             return -1;
         }
-        /* Counting sort of the entries of field f by key; a check listed once per entry. */
+        /* Counting sort of the entries of field f by key: per entry its check and side. */
         for (Py_ssize_t i = 0; i < n_entries; i++) {
             if (self->near_entry[4 * i] == f) {
                 start[self->near_entry[4 * i + 2] + 2]++;
@@ -607,7 +613,7 @@ load_near(KeyScanner *self, PyObject *keys, PyObject *distances, PyObject *start
                  i++) {
                 if (self->near_entry[4 * i] == f) {
                     int32_t key = self->near_entry[4 * i + 2];
-                    checks[start[key + 1]++] = check;
+                    checks[start[key + 1]++] = check << 1 | self->near_entry[4 * i + 1];
                     self->positional[key] = 1;
                 }
             }
@@ -723,12 +729,17 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
     scratch->found[scratch->found_count++] = key;
     if (self->positional[key]) {
         scratch->occ_head[key] = -1;
+        /* A check is queued once both its sides have a key found in the field. */
         const int32_t *check_start = self->field_key_check_start[field];
         for (int32_t i = check_start[key]; i < check_start[key + 1]; i++) {
-            int32_t check = self->field_key_check[field][i];
-            if (scratch->check_seen[check] != field_generation) {
-                scratch->check_seen[check] = field_generation;
-                scratch->pending[scratch->pending_count++] = check;
+            int32_t entry = self->field_key_check[field][i];
+            CheckState *state = &scratch->checks[entry >> 1];
+            if (state->seen != field_generation) {
+                state->seen = field_generation;
+                state->sides = 0;
+            }
+            if (state->sides != 3 && (state->sides |= 1u << (entry & 1)) == 3) {
+                scratch->pending[scratch->pending_count++] = entry >> 1;
             }
         }
     }
@@ -780,19 +791,6 @@ found_at(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key, i
 
 static int compare_ints(const void *left, const void *right);
 
-/* Entries [first, last) of one side in one field: whether any of their keys is found. */
-static int
-side_found(const KeyScanner *self, const Scratch *scratch, int32_t first, int32_t last,
-           uint32_t field_generation)
-{
-    for (int32_t i = first; i < last; i++) {
-        if (scratch->key_seen[self->near_entry[4 * i + 2]] == field_generation) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* The occurrences of the keys of entries [first, last): their starts, and their ends. */
 static Py_ssize_t
 occurrences(const KeyScanner *self, const Scratch *scratch, int32_t first, int32_t last,
@@ -834,17 +832,14 @@ first_above(const int32_t *values, Py_ssize_t count, int32_t limit)
 
 /* Whether check `check` pairs in this field: a left occurrence with a right one at most its
  * distance after its end or before its start; overlapping ones do not pair (reference.near).
- * Its entries are sorted by (field, side). */
+ * Its entries are sorted by (field, side); it is asked only once both sides have a key
+ * found in the field. */
 static int
 check_pairs(const KeyScanner *self, Scratch *scratch, int32_t check, int32_t field,
             uint32_t field_generation)
 {
     const int32_t *range = near_range_of(self, check, field);
     int32_t first = range[0], middle = range[1], end = range[2];
-    if (!side_found(self, scratch, first, middle, field_generation) ||
-        !side_found(self, scratch, middle, end, field_generation)) {
-        return 0;
-    }
     Py_ssize_t lefts = occurrences(self, scratch, first, middle, field_generation, NULL, NULL);
     Py_ssize_t rights = occurrences(self, scratch, middle, end, field_generation, NULL, NULL);
     if (reserve(&scratch->pair_buffer, &scratch->pair_capacity, 2 * (lefts + rights)) < 0) {
@@ -1082,7 +1077,7 @@ scan_all(const KeyScanner *self, Scratch *scratch, const FieldInput *inputs, Py_
         memset(scratch->key_seen, 0, (size_t)self->n_keys * sizeof(uint32_t));
         memset(scratch->clause_seen, 0, (size_t)self->n_clauses * sizeof(uint32_t));
         memset(scratch->rules, 0, (size_t)self->n_rules * sizeof(RuleCount));
-        memset(scratch->check_seen, 0, (size_t)self->n_checks * sizeof(uint32_t));
+        memset(scratch->checks, 0, (size_t)self->n_checks * sizeof(CheckState));
         scratch->generation = 0;
     }
     uint32_t call_generation = ++scratch->generation;
