@@ -29,6 +29,12 @@ typedef struct {
     uint32_t sides;
 } CheckState;
 
+/* A clause's rules (in clause_rule_need) beside the mark read before them. */
+typedef struct {
+    uint32_t seen; /* the call generation that last satisfied the clause */
+    int32_t first, last;
+} ClauseState;
+
 /* Side by side, so that bumping a rule's count touches one cache line. */
 typedef struct {
     uint32_t seen;  /* the call generation `count` belongs to */
@@ -38,7 +44,7 @@ typedef struct {
 typedef struct {
     uint32_t generation;
     uint32_t *key_seen;    /* n_keys: the field generation that last found the key */
-    uint32_t *clause_seen; /* n_clauses: the call generation that last satisfied it */
+    ClauseState *clauses;  /* n_clauses */
     RuleCount *rules;      /* n_rules, by number (number_rules) */
     int32_t *candidates;   /* n_rules */
     Py_ssize_t candidate_count;
@@ -183,7 +189,7 @@ static void
 scratch_free(Scratch *scratch)
 {
     PyMem_Free(scratch->key_seen);
-    PyMem_Free(scratch->clause_seen);
+    PyMem_Free(scratch->clauses);
     PyMem_Free(scratch->rules);
     PyMem_Free(scratch->candidates);
     PyMem_Free(scratch->found);
@@ -200,7 +206,7 @@ scratch_init(Scratch *scratch, const KeyScanner *self)
 {
     memset(scratch, 0, sizeof(*scratch));
     scratch->key_seen = PyMem_Calloc((size_t)self->n_keys + 1, sizeof(uint32_t));
-    scratch->clause_seen = PyMem_Calloc((size_t)self->n_clauses + 1, sizeof(uint32_t));
+    scratch->clauses = PyMem_Calloc((size_t)self->n_clauses + 1, sizeof(ClauseState));
     scratch->rules = PyMem_Calloc((size_t)self->n_rules + 1, sizeof(RuleCount));
     scratch->candidates = PyMem_Calloc((size_t)self->n_rules + 1, sizeof(int32_t));
     scratch->found_capacity = 256;
@@ -210,12 +216,16 @@ scratch_init(Scratch *scratch, const KeyScanner *self)
     scratch->occ = PyMem_Malloc((size_t)scratch->occ_capacity * sizeof(int32_t));
     scratch->checks = PyMem_Calloc((size_t)self->n_checks + 1, sizeof(CheckState));
     scratch->pending = PyMem_Calloc((size_t)self->n_checks + 1, sizeof(int32_t));
-    if (!scratch->key_seen || !scratch->clause_seen || !scratch->rules || !scratch->candidates ||
+    if (!scratch->key_seen || !scratch->clauses || !scratch->rules || !scratch->candidates ||
         !scratch->found || !scratch->occ_head || !scratch->occ ||
         !scratch->checks || !scratch->pending) {
         scratch_free(scratch);
         PyErr_NoMemory();
         return -1;
+    }
+    for (int32_t clause = 0; clause < self->n_clauses; clause++) {
+        scratch->clauses[clause].first = self->clause_rule_start[clause];
+        scratch->clauses[clause].last = self->clause_rule_start[clause + 1];
     }
     return 0;
 }
@@ -747,12 +757,12 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
     const int32_t *clauses = self->field_key_clause[field];
     for (int32_t i = starts[key]; i < starts[key + 1]; i++) {
         int32_t clause = clauses[i];
-        if (scratch->clause_seen[clause] == call_generation) {
+        ClauseState *state = &scratch->clauses[clause];
+        if (state->seen == call_generation) {
             continue;
         }
-        scratch->clause_seen[clause] = call_generation;
-        for (int32_t j = self->clause_rule_start[clause]; j < self->clause_rule_start[clause + 1];
-             j++) {
+        state->seen = call_generation;
+        for (int32_t j = state->first; j < state->last; j++) {
             int32_t rule = self->clause_rule_need[2 * j];
             RuleCount *counter = &scratch->rules[rule];
             if (counter->seen != call_generation) {
@@ -1075,7 +1085,9 @@ scan_all(const KeyScanner *self, Scratch *scratch, const FieldInput *inputs, Py_
 {
     if (scratch->generation > UINT32_MAX - (uint32_t)self->n_fields - 2) {
         memset(scratch->key_seen, 0, (size_t)self->n_keys * sizeof(uint32_t));
-        memset(scratch->clause_seen, 0, (size_t)self->n_clauses * sizeof(uint32_t));
+        for (int32_t clause = 0; clause < self->n_clauses; clause++) {
+            scratch->clauses[clause].seen = 0;
+        }
         memset(scratch->rules, 0, (size_t)self->n_rules * sizeof(RuleCount));
         memset(scratch->checks, 0, (size_t)self->n_checks * sizeof(CheckState));
         scratch->generation = 0;
