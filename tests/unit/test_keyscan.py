@@ -228,6 +228,8 @@ def test_inconsistent_tables_are_refused() -> None:
         )
     with pytest.raises(ValueError, match="at most 8"):
         KeyIndex({}, 0, 9, [], [])
+    with pytest.raises(ValueError, match="n_keys out of range"):
+        scanner(n_keys=1 << 30)  # a bit of node_key marks the keys NEAR looks at
     with pytest.raises(TypeError, match="array"):
         scanner(edge_start=array("q", [0, 0]))
     with pytest.raises(ValueError, match="near_key"):

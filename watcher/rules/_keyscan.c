@@ -72,6 +72,9 @@ typedef struct {
 enum { LEAF, ONE_EDGE, SPARSE, DENSE };
 #define KIND(step) ((step) & 3u)
 #define HAS_KEY 4u
+/* Set in node_key, once the NEAR checks are loaded, for a key they look at: the walk learns
+ * it with the key id instead of from `positional`, another array. */
+#define POSITIONAL_KEY (1 << 30)
 #define SPARSE_COUNT(step) ((((step) >> 3) & 3u) + 2)
 #define REF(step) ((step) >> 5)
 #define MAX_REF ((1u << 27) - 1)
@@ -89,7 +92,7 @@ typedef struct {
     int32_t *edge_start; /* n_nodes + 1 */
     uint8_t *edge_label;
     int32_t *edge_target;
-    int32_t *node_key; /* n_nodes: the key id that ends at the node, or -1 */
+    int32_t *node_key; /* n_nodes: the key id that ends at the node (| POSITIONAL_KEY), or -1 */
     uint32_t *steps;   /* n_nodes: see above */
     int32_t after_space; /* the node the root's only edge (a space) leads to, or -1 */
     /* A DENSE node's row: per byte class (byte_class[byte]) the target, or -1. Only the
@@ -651,7 +654,7 @@ KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
                                      &near_entry_start, &near_entry)) {
         return NULL;
     }
-    if (n_keys < 0 || n_keys > INT32_MAX - 1) {
+    if (n_keys < 0 || n_keys >= POSITIONAL_KEY) {
         PyErr_SetString(PyExc_ValueError, "n_keys out of range");
         return NULL;
     }
@@ -667,6 +670,11 @@ KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         scratch_init(&self->scratch, self) < 0) {
         Py_DECREF(self);
         return NULL;
+    }
+    for (int32_t node = 0; node < self->n_nodes; node++) {
+        if (self->node_key[node] >= 0 && self->positional[self->node_key[node]]) {
+            self->node_key[node] |= POSITIONAL_KEY;
+        }
     }
     PyMem_Free(self->edge_start);
     PyMem_Free(self->edge_label);
@@ -724,9 +732,10 @@ reserve(int32_t **values, Py_ssize_t *capacity, Py_ssize_t count)
     return 0;
 }
 
-/* Records key `key` found in field `field`; 0, or -1 out of memory. */
+/* Records key `key` found in field `field`; `positional`: whether NEAR checks look at it.
+ * 0, or -1 out of memory. */
 static int
-found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
+found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key, int positional,
           uint32_t field_generation, uint32_t call_generation)
 {
     if (scratch->key_seen[key] == field_generation) {
@@ -737,7 +746,7 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
         return -1;
     }
     scratch->found[scratch->found_count++] = key;
-    if (self->positional[key]) {
+    if (positional) {
         scratch->occ_head[key] = -1;
         /* A check is queued once both its sides have a key found in the field. */
         const int32_t *check_start = self->field_key_check_start[field];
@@ -778,15 +787,18 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key,
     return 0;
 }
 
-/* found_key, and for a key NEAR looks at, its occurrence at token `position`. */
+/* found_key for a node's key (node_key: with POSITIONAL_KEY set for a key NEAR looks at),
+ * and for such a key its occurrence at token `position`. */
 static int
-found_at(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key, int32_t position,
-         uint32_t field_generation, uint32_t call_generation)
+found_at(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t node_key,
+         int32_t position, uint32_t field_generation, uint32_t call_generation)
 {
-    if (found_key(self, scratch, field, key, field_generation, call_generation) < 0) {
+    int32_t key = node_key & ~POSITIONAL_KEY;
+    int positional = (node_key & POSITIONAL_KEY) != 0;
+    if (found_key(self, scratch, field, key, positional, field_generation, call_generation) < 0) {
         return -1;
     }
-    if (!self->positional[key]) {
+    if (!positional) {
         return 0;
     }
     if (reserve(&scratch->occ, &scratch->occ_capacity, 2 * (scratch->occ_count + 1)) < 0) {
@@ -885,7 +897,8 @@ decide_checks(const KeyScanner *self, Scratch *scratch, int32_t field, uint32_t 
     for (Py_ssize_t p = 0; p < scratch->pending_count; p++) {
         int32_t check = scratch->pending[p];
         int pairs = check_pairs(self, scratch, check, field, field_generation);
-        if (pairs < 0 || (pairs && found_key(self, scratch, field, self->near_key[check],
+        int32_t key = self->near_key[check];
+        if (pairs < 0 || (pairs && found_key(self, scratch, field, key, self->positional[key],
                                              field_generation, call_generation) < 0)) {
             return -1;
         }
@@ -1106,7 +1119,8 @@ scan_all(const KeyScanner *self, Scratch *scratch, const FieldInput *inputs, Py_
             return -1;
         }
         for (Py_ssize_t i = 0; i < inputs[f].extra_count; i++) {
-            if (found_key(self, scratch, f, inputs[f].extra[i], field_generation,
+            int32_t key = inputs[f].extra[i];
+            if (found_key(self, scratch, f, key, self->positional[key], field_generation,
                           call_generation) < 0) {
                 return -1;
             }
