@@ -108,7 +108,17 @@ def test_many_patterns_in_one_rule_set() -> None:
 
 @pytest.mark.parametrize(
     ("pattern", "text", "expected"),
-    [("a+", "baaab aa", ["aaa", "aa"]), ("x*", "ab", []), ("é", "café", ["é"])],
+    [
+        ("a+", "baaab aa", ["aaa", "aa"]),
+        ("x*", "ab", []),
+        ("é", "café", ["é"]),
+        # Found over UTF-8 bytes: after an empty match the search moves on by one byte,
+        # and what it finds is still whole characters.
+        ("[а-я]*", "зеленскии и é", ["зеленскии", "и"]),
+        ("é*", "éé x é", ["éé", "é"]),
+        (r"\b.", "a é b", ["a", " ", "b"]),  # a boundary after "a" too
+        (r"\w+", "зеленскии and é", ["and"]),  # RE2's \w is ASCII
+    ],
 )
 def test_find_all_gives_the_non_empty_matches(pattern: str, text: str, expected: list[str]) -> None:
     assert find_all(pattern, text) == expected
