@@ -102,8 +102,12 @@ typedef struct {
     uint8_t byte_class[256];
     uint32_t row_width; /* classes */
     uint32_t *sparse_edges; /* a SPARSE node's edges, side by side: label | target << 8 */
-    int32_t **field_key_start;  /* per field: n_keys + 1 */
+    int32_t **field_key_start;  /* per field: n_keys + 1 (as given; freed once built) */
     int32_t **field_key_clause; /* per field: the clauses a key found there satisfies */
+    /* Per field and key, read instead: the only clause the key satisfies there (>= 0), none
+     * (-1), or -(2 + where its clauses start in field_key_list: their count, then them). */
+    int32_t **field_key_ref;
+    int32_t **field_key_list;
     int32_t *clause_rule_start; /* n_clauses + 1 */
     int32_t *clause_rule;
     int32_t *rule_need; /* n_rules: how many clauses the rule has */
@@ -255,6 +259,8 @@ KeyScanner_dealloc(KeyScanner *self)
     PyMem_Free(self->sparse_edges);
     free_per_field(self->field_key_start, self->n_fields);
     free_per_field(self->field_key_clause, self->n_fields);
+    free_per_field(self->field_key_ref, self->n_fields);
+    free_per_field(self->field_key_list, self->n_fields);
     PyMem_Free(self->clause_rule_start);
     PyMem_Free(self->clause_rule);
     PyMem_Free(self->clause_rule_need);
@@ -395,6 +401,45 @@ load_trie(KeyScanner *self, PyObject *starts, PyObject *labels, PyObject *target
     return build_nodes(self);
 }
 
+/* field_key_ref and field_key_list of field f, from its starts and clauses: most keys
+ * satisfy one clause in a field, which is then read with the key's entry. */
+static int
+key_refs(KeyScanner *self, int32_t f)
+{
+    const int32_t *starts = self->field_key_start[f], *clauses = self->field_key_clause[f];
+    Py_ssize_t listed = 0;
+    for (int32_t key = 0; key < self->n_keys; key++) {
+        int32_t count = starts[key + 1] - starts[key];
+        listed += count > 1 ? count + 1 : 0;
+    }
+    if (listed > INT32_MAX - 2) {
+        PyErr_SetString(PyExc_ValueError, "field_key_clause: too many clauses");
+        return -1;
+    }
+    int32_t *refs = PyMem_Malloc(((size_t)self->n_keys + 1) * sizeof(int32_t));
+    int32_t *list = PyMem_Malloc(((size_t)listed + 1) * sizeof(int32_t));
+    self->field_key_ref[f] = refs;
+    self->field_key_list[f] = list;
+    if (refs == NULL || list == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int32_t at = 0;
+    for (int32_t key = 0; key < self->n_keys; key++) {
+        int32_t count = starts[key + 1] - starts[key];
+        if (count <= 1) {
+            refs[key] = count == 1 ? clauses[starts[key]] : -1;
+            continue;
+        }
+        refs[key] = -(2 + at);
+        list[at++] = count;
+        for (int32_t i = starts[key]; i < starts[key + 1]; i++) {
+            list[at++] = clauses[i];
+        }
+    }
+    return 0;
+}
+
 static int
 load_fields(KeyScanner *self, PyObject *starts_list, PyObject *clauses_list)
 {
@@ -409,7 +454,10 @@ load_fields(KeyScanner *self, PyObject *starts_list, PyObject *clauses_list)
     self->n_fields = (int32_t)PyTuple_GET_SIZE(starts_list);
     self->field_key_start = PyMem_Calloc((size_t)self->n_fields + 1, sizeof(int32_t *));
     self->field_key_clause = PyMem_Calloc((size_t)self->n_fields + 1, sizeof(int32_t *));
-    if (self->field_key_start == NULL || self->field_key_clause == NULL) {
+    self->field_key_ref = PyMem_Calloc((size_t)self->n_fields + 1, sizeof(int32_t *));
+    self->field_key_list = PyMem_Calloc((size_t)self->n_fields + 1, sizeof(int32_t *));
+    if (self->field_key_start == NULL || self->field_key_clause == NULL ||
+        self->field_key_ref == NULL || self->field_key_list == NULL) {
         PyErr_NoMemory();
         return -1;
     }
@@ -426,7 +474,8 @@ load_fields(KeyScanner *self, PyObject *starts_list, PyObject *clauses_list)
             check_starts(self->field_key_start[f], starts_length, self->n_keys, clauses_length,
                          "field_key_start") < 0 ||
             check_range(self->field_key_clause[f], clauses_length, 0, self->n_clauses,
-                        "field_key_clause") < 0) {
+                        "field_key_clause") < 0 ||
+            key_refs(self, f) < 0) {
             return -1;
         }
     }
@@ -682,6 +731,9 @@ KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     PyMem_Free(self->clause_rule);
     PyMem_Free(self->rule_need);
     self->edge_start = self->edge_target = self->clause_rule = self->rule_need = NULL;
+    free_per_field(self->field_key_start, self->n_fields);
+    free_per_field(self->field_key_clause, self->n_fields);
+    self->field_key_start = self->field_key_clause = NULL;
     self->edge_label = NULL;
     return (PyObject *)self;
 }
@@ -732,6 +784,29 @@ reserve(int32_t **values, Py_ssize_t *capacity, Py_ssize_t count)
     return 0;
 }
 
+/* Counts clause `clause` satisfied for each of its rules, once per call. */
+static inline void
+satisfy(const KeyScanner *self, Scratch *scratch, int32_t clause, uint32_t call_generation)
+{
+    ClauseState *state = &scratch->clauses[clause];
+    if (state->seen == call_generation) {
+        return;
+    }
+    state->seen = call_generation;
+    for (int32_t j = state->first; j < state->last; j++) {
+        int32_t rule = self->clause_rule_need[2 * j];
+        RuleCount *counter = &scratch->rules[rule];
+        if (counter->seen != call_generation) {
+            counter->seen = call_generation;
+            counter->count = 0;
+        }
+        /* Each clause of a rule is counted once, so this holds once per rule. */
+        if (++counter->count == self->clause_rule_need[2 * j + 1]) {
+            scratch->candidates[scratch->candidate_count++] = self->rule_external[rule];
+        }
+    }
+}
+
 /* Records key `key` found in field `field`; `positional`: whether NEAR checks look at it.
  * 0, or -1 out of memory. */
 static int
@@ -762,26 +837,14 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key, 
             }
         }
     }
-    const int32_t *starts = self->field_key_start[field];
-    const int32_t *clauses = self->field_key_clause[field];
-    for (int32_t i = starts[key]; i < starts[key + 1]; i++) {
-        int32_t clause = clauses[i];
-        ClauseState *state = &scratch->clauses[clause];
-        if (state->seen == call_generation) {
-            continue;
-        }
-        state->seen = call_generation;
-        for (int32_t j = state->first; j < state->last; j++) {
-            int32_t rule = self->clause_rule_need[2 * j];
-            RuleCount *counter = &scratch->rules[rule];
-            if (counter->seen != call_generation) {
-                counter->seen = call_generation;
-                counter->count = 0;
-            }
-            /* Each clause of a rule is counted once, so this holds once per rule. */
-            if (++counter->count == self->clause_rule_need[2 * j + 1]) {
-                scratch->candidates[scratch->candidate_count++] = self->rule_external[rule];
-            }
+    int32_t ref = self->field_key_ref[field][key];
+    if (ref >= 0) {
+        satisfy(self, scratch, ref, call_generation);
+    }
+    else if (ref < -1) {
+        const int32_t *list = &self->field_key_list[field][-(ref + 2)];
+        for (int32_t i = 1; i <= list[0]; i++) {
+            satisfy(self, scratch, list[i], call_generation);
         }
     }
     return 0;
