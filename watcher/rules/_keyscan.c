@@ -21,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DENSE_ABOVE 4 /* a node with more edges than this gets a 256-entry table */
+#define DENSE_ABOVE 4 /* a node with more edges than this gets a row of `dense` */
 
 /* Which sides of a NEAR check have a key found in this field: bit 0 left, bit 1 right. */
 typedef struct {
@@ -63,26 +63,26 @@ typedef struct {
 } Scratch;
 
 /* All a step of the walk reads about a node, in 4 bytes: bits 0-1 its kind, bit 2 whether
- * a key ends there, bits 3-4 a SPARSE node's edge count less 2, and from bit 5 a ONE_EDGE
+ * a key ends there, bits 3-4 a SPARSE node's edge count less 1, and from bit 5 a ONE_EDGE
  * node's label, a SPARSE node's first edge in `sparse_edges` or a DENSE node's row of
- * `dense`. The trie is
- * numbered depth first, so a node's only edge leads to the next node: the long chains of
- * rare keys are runs of consecutive words, 16 nodes to a cache line (59,000 nodes for
- * 10,000 rules: 236 KB). */
+ * `dense`. A ONE_EDGE node's only edge leads to the next node; keyscan.py numbers the trie
+ * so that this holds below its first levels (depth first there), where the long chains of
+ * rare keys become runs of consecutive words, 16 nodes to a cache line (59,000 nodes for
+ * 10,000 rules: 236 KB). A node with one edge elsewhere is SPARSE. */
 enum { LEAF, ONE_EDGE, SPARSE, DENSE };
 #define KIND(step) ((step) & 3u)
 #define HAS_KEY 4u
 /* Set in node_key, once the NEAR checks are loaded, for a key they look at: the walk learns
  * it with the key id instead of from `positional`, another array. */
 #define POSITIONAL_KEY (1 << 30)
-#define SPARSE_COUNT(step) ((((step) >> 3) & 3u) + 2)
+#define SPARSE_COUNT(step) ((((step) >> 3) & 3u) + 1)
 #define REF(step) ((step) >> 5)
 #define MAX_REF ((1u << 27) - 1)
 #define MAX_SPARSE_TARGET ((1 << 24) - 1) /* a packed sparse edge keeps 24 bits of target */
 /* Measured (cachegrind, 10,000 rules): 256-entry rows above 8 or 16 edges cost more
  * instructions for the same misses; with a column per byte class, rows above 3 edges cost
  * 2% fewer instructions and 1% more misses than above 4. */
-_Static_assert(DENSE_ABOVE >= 2 && DENSE_ABOVE - 2 <= 3, "a SPARSE count has two bits");
+_Static_assert(DENSE_ABOVE >= 1 && DENSE_ABOVE - 1 <= 3, "a SPARSE count has two bits");
 
 typedef struct {
     PyObject_HEAD
@@ -297,22 +297,15 @@ build_nodes(KeyScanner *self)
         int32_t first = self->edge_start[index];
         int32_t count = self->edge_start[index + 1] - first;
         uint32_t step = self->node_key[index] >= 0 ? HAS_KEY : 0;
-        if (count == 1) {
-            if (self->edge_target[first] != index + 1) {
-                PyErr_Format(PyExc_ValueError,
-                             "edge_target[%d]: a node's only edge must lead to the next node "
-                             "(depth-first numbering)",
-                             first);
-                return -1;
-            }
+        if (count == 1 && self->edge_target[first] == index + 1) {
             step |= ONE_EDGE | (uint32_t)self->edge_label[first] << 5;
         }
-        else if (count > 1 && count <= DENSE_ABOVE) {
+        else if (count >= 1 && count <= DENSE_ABOVE) {
             if (sparse_count > MAX_REF - DENSE_ABOVE) {
                 PyErr_SetString(PyExc_ValueError, "too many nodes with a few edges");
                 return -1;
             }
-            step |= SPARSE | (uint32_t)(count - 2) << 3 | sparse_count << 5;
+            step |= SPARSE | (uint32_t)(count - 1) << 3 | sparse_count << 5;
             sparse_count += (uint32_t)count;
         }
         else if (count > DENSE_ABOVE) {

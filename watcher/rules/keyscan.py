@@ -23,6 +23,8 @@ from watcher.rules._keyscan import outermost as _outermost
 
 __all__ = ["KeyIndex", "NearCheck", "NearEntry", "outermost"]
 
+_BREADTH_FIRST_LEVELS = 4  # the trie's numbering; see _trie
+
 
 class NearEntry(NamedTuple):
     """A key of one side of a NEAR check, in one field."""
@@ -126,12 +128,19 @@ def _trie(keys: Mapping[str, int]) -> tuple[array[int], bytes, array[int], array
                 children.append({})
                 node_keys.append(-1)
         node_keys[node] = key_id
-    # Numbered depth first: a node's first child follows it, so the long single-edge chains
-    # of rare keys lie on consecutive cache lines (a third fewer cache misses than breadth
-    # first, cachegrind); the nodes near the root, which every walk visits, stay cached
-    # wherever they are.
+    # The first levels (the root, the space, a token's first two bytes), which nearly every
+    # walk passes through, breadth first: side by side, they stay cached. Below them depth
+    # first: a node's first child follows it, so the long single-edge chains of rare keys
+    # lie on consecutive cache lines, and the scanner steps along them without an edge
+    # table. Cachegrind at 10,000 rules: depth first throughout had 8% more L1 misses, one
+    # level fewer breadth first 7% more, one more 4% more, breadth first throughout a third
+    # more.
     order: list[int] = []
-    stack = [0]
+    level = [0]
+    for _ in range(_BREADTH_FIRST_LEVELS):
+        order.extend(level)
+        level = [children[node][byte] for node in level for byte in sorted(children[node])]
+    stack = level[::-1]
     while stack:
         node = stack.pop()
         order.append(node)
