@@ -17,10 +17,10 @@ Per entry: the RE2 Sets over the fields patterns look at, then one native call t
 the keys in every field, counts the clauses they satisfy and returns the rules whose clauses
 all hold; those, and the few rules without clauses, are looked at. A found key is exact
 evidence of a term, phrase, alias or prefix, so a rule made of those alone has matched once
-all its clauses are satisfied; the others run their predicate, where NEAR is decided from
-the places its sides occur in the joined text, and /pattern/ by running it on the fields its
-Set reported. Results and hits are the reference evaluator's (watcher.rules.reference): the
-tests hold the two to each other.
+all its clauses are satisfied; the others run their predicate: NEAR was decided by the scan
+(a check found as a key of its own) and lists its places only for its hits, /pattern/ runs
+on the fields its Set reported. Results and hits are the reference evaluator's
+(watcher.rules.reference): the tests hold the two to each other.
 """
 
 from __future__ import annotations
