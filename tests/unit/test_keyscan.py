@@ -420,6 +420,7 @@ def test_outermost_keeps_an_alias_only_where_no_longer_one_holds_it() -> None:
     assert outermost(" путин и putin ", (" путин ", " putin ")) == [0, 1]
     assert outermost(" x \ud800 y ", (" \ud800 ", " y ")) == [0, 1]  # lone surrogates
     assert outermost(" x ", ()) == []
+    assert outermost(" a" * 100 + " ", (" a ", " a a ")) == [1]  # 199 occurrences: grown
 
 
 def test_outermost_refuses_wrong_inputs() -> None:

@@ -757,9 +757,11 @@ step(const KeyScanner *self, int32_t node, uint32_t here, uint8_t byte)
     return -1;
 }
 
-/* Room for `count` items in all in a scratch array of int32, grown by doubling. */
+/* Room for `count` items of `item_size` bytes in all in a growable array, grown by
+ * doubling; `values` is the address of the array's pointer (of any item type, copied with
+ * memcpy rather than written through a cast). 0, or -1 out of memory. */
 static int
-reserve(int32_t **values, Py_ssize_t *capacity, Py_ssize_t count)
+reserve(void *values, Py_ssize_t *capacity, Py_ssize_t count, size_t item_size)
 {
     if (count <= *capacity) {
         return 0;
@@ -768,11 +770,13 @@ reserve(int32_t **values, Py_ssize_t *capacity, Py_ssize_t count)
     while (grown < count) {
         grown *= 2;
     }
-    int32_t *resized = PyMem_Realloc(*values, (size_t)grown * sizeof(int32_t));
+    void *array;
+    memcpy(&array, values, sizeof(array));
+    void *resized = PyMem_Realloc(array, (size_t)grown * item_size);
     if (resized == NULL) {
         return -1;
     }
-    *values = resized;
+    memcpy(values, &resized, sizeof(resized));
     *capacity = grown;
     return 0;
 }
@@ -810,7 +814,8 @@ found_key(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t key, 
         return 0;
     }
     scratch->key_seen[key] = field_generation;
-    if (reserve(&scratch->found, &scratch->found_capacity, scratch->found_count + 1) < 0) {
+    if (reserve(&scratch->found, &scratch->found_capacity, scratch->found_count + 1,
+                sizeof(int32_t)) < 0) {
         return -1;
     }
     scratch->found[scratch->found_count++] = key;
@@ -857,7 +862,8 @@ found_at(const KeyScanner *self, Scratch *scratch, int32_t field, int32_t node_k
     if (!positional) {
         return 0;
     }
-    if (reserve(&scratch->occ, &scratch->occ_capacity, 2 * (scratch->occ_count + 1)) < 0) {
+    if (reserve(&scratch->occ, &scratch->occ_capacity, 2 * (scratch->occ_count + 1),
+                sizeof(int32_t)) < 0) {
         return -1;
     }
     Py_ssize_t index = scratch->occ_count++;
@@ -920,7 +926,8 @@ check_pairs(const KeyScanner *self, Scratch *scratch, int32_t check, int32_t fie
     int32_t first = range[0], middle = range[1], end = range[2];
     Py_ssize_t lefts = occurrences(self, scratch, first, middle, field_generation, NULL, NULL);
     Py_ssize_t rights = occurrences(self, scratch, middle, end, field_generation, NULL, NULL);
-    if (reserve(&scratch->pair_buffer, &scratch->pair_capacity, 2 * (lefts + rights)) < 0) {
+    if (reserve(&scratch->pair_buffer, &scratch->pair_capacity, 2 * (lefts + rights),
+                sizeof(int32_t)) < 0) {
         return -1;
     }
     int32_t *left_starts = scratch->pair_buffer, *left_ends = left_starts + lefts;
@@ -1298,15 +1305,9 @@ keyscan_outermost(PyObject *module, PyObject *args)
         }
         const uint8_t *at = haystack, *end = haystack + length;
         while (end - at >= size && (at = memmem(at, (size_t)(end - at), needle, (size_t)size))) {
-            if (count == capacity) {
-                Py_ssize_t grown = capacity > 0 ? 2 * capacity : 16;
-                Span *resized = PyMem_Realloc(spans, (size_t)grown * sizeof(Span));
-                if (resized == NULL) {
-                    PyErr_NoMemory();
-                    goto done;
-                }
-                spans = resized;
-                capacity = grown;
+            if (reserve(&spans, &capacity, count + 1, sizeof(Span)) < 0) {
+                PyErr_NoMemory();
+                goto done;
             }
             spans[count++] = (Span){at - haystack, at - haystack + size, k};
             at++; /* overlapping occurrences too */
