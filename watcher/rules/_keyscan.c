@@ -72,7 +72,7 @@ typedef struct {
 enum { LEAF, ONE_EDGE, SPARSE, DENSE };
 #define KIND(step) ((step) & 3u)
 #define HAS_KEY 4u
-/* Set in node_key, once the NEAR checks are loaded, for a key they look at: the walk learns
+/* Set in node_key by load_near for a key NEAR checks look at: the walk learns
  * it with the key id instead of from `positional`, another array. */
 #define POSITIONAL_KEY (1 << 30)
 #define SPARSE_COUNT(step) ((((step) >> 3) & 3u) + 1)
@@ -674,6 +674,11 @@ load_near(KeyScanner *self, PyObject *keys, PyObject *distances, PyObject *start
             }
         }
     }
+    for (int32_t node = 0; node < self->n_nodes; node++) { /* load_trie came first */
+        if (self->node_key[node] >= 0 && self->positional[self->node_key[node]]) {
+            self->node_key[node] |= POSITIONAL_KEY;
+        }
+    }
     return 0;
 }
 
@@ -712,11 +717,6 @@ KeyScanner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
         scratch_init(&self->scratch, self) < 0) {
         Py_DECREF(self);
         return NULL;
-    }
-    for (int32_t node = 0; node < self->n_nodes; node++) {
-        if (self->node_key[node] >= 0 && self->positional[self->node_key[node]]) {
-            self->node_key[node] |= POSITIONAL_KEY;
-        }
     }
     PyMem_Free(self->edge_start);
     PyMem_Free(self->edge_label);
